@@ -1,0 +1,230 @@
+//! The OS side of the registry: the POSIX shared-memory segment, its mapping, and the lock files.
+//!
+//! This uses `rustix` directly rather than the `shared_memory` crate, which falls short here in
+//! three ways: it does not expose the segment's file descriptor (we `flock` it as the registry
+//! lock and `fstat` it to check the size), its owner unlinks the segment on drop (the segment's
+//! life must follow our reference protocol, R8, not the first process's), and it cannot tell a
+//! half-initialised segment from a ready one. All `unsafe` of the crate that touches memory lives
+//! in [`Mapping`].
+
+use std::ffi::c_void;
+use std::os::fd::{AsFd, OwnedFd};
+use std::ptr::NonNull;
+
+use notify_api::{AclError, Error, Result};
+use rustix::fs::{FlockOperation, Mode, OFlags};
+use rustix::io::Errno;
+use rustix::mm::{MapFlags, ProtFlags};
+
+use crate::layout::{Header, NotifySlot, ProcSlot};
+
+/// Where `shm_open` keeps segments on Linux; lock files live beside them (R9).
+pub(crate) const SHM_DIR: &str = "/dev/shm";
+
+/// The segment name of a namespace (without the leading `/`).
+pub(crate) fn segment_name(ns: &str) -> String {
+    format!("ascend-notify.{ns}")
+}
+
+/// The liveness lock file of proc slot `slot` attached with `nonce`.
+pub(crate) fn proc_lock_path(ns: &str, slot: usize, nonce: u64) -> String {
+    format!("{SHM_DIR}/{}.proc{slot}-{nonce:016x}", segment_name(ns))
+}
+
+/// The prefix every file of a namespace starts with, for cleanup.
+pub(crate) fn file_prefix(ns: &str) -> String {
+    format!("{}.", segment_name(ns))
+}
+
+pub(crate) fn os_error(what: &str, e: Errno) -> Error {
+    Error::new(AclError::RT_INTERNAL_ERROR, format!("{what}: {e}"))
+}
+
+/// Opens the segment; with `create`, creates it exclusively if it does not exist.
+/// Returns the fd and whether this call created it.
+pub(crate) fn open_segment(ns: &str, create: bool) -> Result<Option<(OwnedFd, bool)>> {
+    let name = format!("/{}", segment_name(ns));
+    let mode = Mode::RUSR | Mode::WUSR;
+    loop {
+        match rustix::shm::open(name.as_str(), rustix::shm::OFlags::RDWR, mode) {
+            Ok(fd) => return Ok(Some((fd, false))),
+            Err(Errno::NOENT) if create => {}
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(os_error(&format!("opening shared memory {name}"), e)),
+        }
+        let flags =
+            rustix::shm::OFlags::RDWR | rustix::shm::OFlags::CREATE | rustix::shm::OFlags::EXCL;
+        match rustix::shm::open(name.as_str(), flags, mode) {
+            Ok(fd) => {
+                // The umask may have narrowed the mode; it can never widen it, but make 0600 exact.
+                rustix::fs::fchmod(&fd, mode).map_err(|e| os_error("fchmod", e))?;
+                return Ok(Some((fd, true)));
+            }
+            // Another process created it between our two calls: open theirs.
+            Err(Errno::EXIST) => continue,
+            Err(e) => return Err(os_error(&format!("creating shared memory {name}"), e)),
+        }
+    }
+}
+
+/// Unlinks the segment; `false` if it did not exist.
+pub(crate) fn unlink_segment(ns: &str) -> Result<bool> {
+    match rustix::shm::unlink(format!("/{}", segment_name(ns)).as_str()) {
+        Ok(()) => Ok(true),
+        Err(Errno::NOENT) => Ok(false),
+        Err(e) => Err(os_error("unlinking shared memory", e)),
+    }
+}
+
+/// Removes every lock file of a namespace (after the segment is gone, or to clean up).
+pub(crate) fn remove_lock_files(ns: &str) -> usize {
+    let prefix = file_prefix(ns);
+    let Ok(dir) = std::fs::read_dir(SHM_DIR) else {
+        return 0;
+    };
+    dir.filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix))
+        })
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
+/// Takes an exclusive `flock`, retrying on `EINTR`.
+pub(crate) fn flock(fd: impl AsFd, op: FlockOperation) -> rustix::io::Result<()> {
+    loop {
+        match rustix::fs::flock(fd.as_fd(), op) {
+            Err(Errno::INTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Creates this process's liveness lock file and locks it for the process's lifetime (R9).
+pub(crate) fn create_proc_lock(path: &str) -> Result<OwnedFd> {
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDWR | OFlags::CREATE | OFlags::CLOEXEC,
+        Mode::RUSR | Mode::WUSR,
+    )
+    .map_err(|e| os_error(&format!("creating lock file {path}"), e))?;
+    flock(&fd, FlockOperation::NonBlockingLockExclusive)
+        .map_err(|e| os_error(&format!("locking {path} (another process holds it)"), e))?;
+    Ok(fd)
+}
+
+/// Whether the process that locked `path` is still alive: the kernel drops an `flock` when its
+/// holder dies, so a lock we can take means a dead holder. A missing file means the holder died
+/// before creating it (or a reclaimer removed it part way): dead too.
+pub(crate) fn proc_alive(path: &str) -> bool {
+    let fd = match rustix::fs::open(path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(_) => return false,
+    };
+    match flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => false,
+        Err(Errno::WOULDBLOCK) => true,
+        // Anything else: we cannot prove it dead, and reclaiming a live process would harm it.
+        Err(_) => true,
+    }
+}
+
+/// The size of the segment behind `fd`.
+pub(crate) fn segment_size(fd: &OwnedFd) -> Result<u64> {
+    rustix::fs::fstat(fd)
+        .map(|st| st.st_size as u64)
+        .map_err(|e| os_error("fstat on the registry", e))
+}
+
+/// A shared, read-write mapping of a whole registry segment.
+///
+/// Invariant: `ptr` is the start of a live `MAP_SHARED` mapping of `len` bytes, page-aligned,
+/// unmapped only in `Drop`. The registry's structs are all atomics (see `layout`), so any byte
+/// pattern is a valid value of them and concurrent writes by other processes are not UB.
+pub(crate) struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain shared memory accessed only through atomics; it has no thread
+// affinity, and `Mapping` hands out only shared references to atomic structs.
+unsafe impl Send for Mapping {}
+// SAFETY: as above: every access goes through atomics, so sharing `&Mapping` is sound.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Maps `len` bytes of `fd`.
+    pub(crate) fn new(fd: &OwnedFd, len: u64) -> Result<Self> {
+        let len = usize::try_from(len)
+            .map_err(|_| Error::new(AclError::RT_INTERNAL_ERROR, "registry too large"))?;
+        if len < size_of::<Header>() {
+            return Err(Error::new(
+                AclError::RT_INTERNAL_ERROR,
+                "registry smaller than its header",
+            ));
+        }
+        // SAFETY: a fresh mapping at an address the kernel picks, of a file we hold open; no
+        // existing Rust memory is affected.
+        let ptr = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                fd,
+                0,
+            )
+        }
+        .map_err(|e| os_error("mapping the registry", e))?;
+        let ptr = NonNull::new(ptr.cast::<u8>())
+            .ok_or_else(|| Error::new(AclError::RT_INTERNAL_ERROR, "mmap gave NULL"))?;
+        Ok(Self { ptr, len })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// A `T` at byte `offset`, if it lies wholly inside the mapping and is aligned.
+    fn at<T>(&self, offset: u64) -> Option<&T> {
+        let offset = usize::try_from(offset).ok()?;
+        let end = offset.checked_add(size_of::<T>())?;
+        if end > self.len || offset % align_of::<T>() != 0 {
+            return None;
+        }
+        // SAFETY: in bounds and aligned (checked above; the base is page-aligned); `T` is one of
+        // the all-atomic layout structs, valid for any bytes and safe to share; the reference
+        // lives no longer than `&self`, and the mapping outlives `self`.
+        Some(unsafe { &*self.ptr.as_ptr().add(offset).cast::<T>() })
+    }
+
+    pub(crate) fn header(&self) -> &Header {
+        self.at(0).expect("Mapping::new checked the header fits")
+    }
+
+    pub(crate) fn proc_slot(&self, procs_offset: u64, index: usize) -> Option<&ProcSlot> {
+        self.at(procs_offset.checked_add((index as u64).checked_mul(size_of::<ProcSlot>() as u64)?)?)
+    }
+
+    pub(crate) fn notify_slot(&self, notifies_offset: u64, flat_index: u64) -> Option<&NotifySlot> {
+        self.at(
+            notifies_offset.checked_add(flat_index.checked_mul(size_of::<NotifySlot>() as u64)?)?
+        )
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made by `new` with this pointer and length, and no reference
+        // into it outlives `self` (they borrow from it).
+        let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast::<c_void>(), self.len) };
+    }
+}
+
+impl std::fmt::Debug for Mapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mapping").field("len", &self.len).finish()
+    }
+}

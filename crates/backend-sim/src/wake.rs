@@ -1,0 +1,100 @@
+//! The flag protocol (R1, SEMANTICS.md §4 "Waking"): record, consume, and the adaptive wait.
+//!
+//! The flag is one `u32` in shared memory, `0` clear and `1` set. A waiter that has to sleep
+//! first counts itself in `waiters`, then sleeps on the flag with a *shared* futex; a recorder
+//! sets the flag and makes the `futex_wake` system call only when that count is non-zero. Both
+//! sides use `SeqCst`, which is what rules out a lost wake-up: in the single total order either
+//! the waiter's increment comes before the recorder's load of `waiters` (and the recorder wakes
+//! it), or the recorder's store of the flag comes before the waiter's compare-exchange (and the
+//! waiter sees the flag set). `futex_wait` re-checks the flag in the kernel, so a wake that
+//! arrives between the check and the sleep is not lost either.
+//!
+//! Before sleeping, a waiter spins for a few microseconds, unless the last recorder ran on the
+//! waiter's own CPU: there spinning would only delay the recorder it is waiting for.
+
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::time::{Duration, Instant};
+
+use rustix::io::Errno;
+use rustix::thread::futex;
+
+use crate::layout::NotifySlot;
+
+/// How long a waiter spins before it sleeps.
+const SPIN_BUDGET: Duration = Duration::from_micros(20);
+
+/// The CPU this thread runs on, plus one (`0` stays "unknown").
+fn cpu_tag() -> u32 {
+    rustix::thread::sched_getcpu() as u32 + 1
+}
+
+/// R1: sets the flag; wakes sleepers only if there are any (no system call otherwise).
+#[inline]
+pub(crate) fn record(slot: &NotifySlot) {
+    let cpu = cpu_tag();
+    if slot.recorder_cpu.load(Relaxed) != cpu {
+        slot.recorder_cpu.store(cpu, Relaxed);
+    }
+    slot.flag.store(1, SeqCst);
+    if slot.waiters.load(SeqCst) != 0 {
+        let _ = futex::wake(&slot.flag, futex::Flags::empty(), i32::MAX as u32);
+    }
+}
+
+/// R1: clears a set flag in one atomic step; `true` if this call consumed it.
+#[inline]
+pub(crate) fn try_consume(slot: &NotifySlot) -> bool {
+    slot.flag.compare_exchange(1, 0, SeqCst, Relaxed).is_ok()
+}
+
+/// R1: clears the flag now (batch reset).
+pub(crate) fn reset(slot: &NotifySlot) {
+    slot.flag.store(0, SeqCst);
+}
+
+/// Waits until the flag is set and consumes it, or until `deadline`. `true` if consumed.
+pub(crate) fn wait(slot: &NotifySlot, deadline: Option<Instant>) -> bool {
+    if try_consume(slot) {
+        return true;
+    }
+    if slot.recorder_cpu.load(Relaxed) != cpu_tag() {
+        let start = Instant::now();
+        let mut spins = 0u32;
+        loop {
+            std::hint::spin_loop();
+            if slot.flag.load(Relaxed) == 1 && try_consume(slot) {
+                return true;
+            }
+            spins += 1;
+            if spins % 64 == 0 && start.elapsed() >= SPIN_BUDGET {
+                break;
+            }
+        }
+    }
+    slot.waiters.fetch_add(1, SeqCst);
+    let consumed = loop {
+        if try_consume(slot) {
+            break true;
+        }
+        let timeout = match deadline {
+            None => None,
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Some(left),
+                _ => break false,
+            },
+        };
+        let ts = timeout.map(|d| rustix::fs::Timespec {
+            tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+            tv_nsec: i64::from(d.subsec_nanos()),
+        });
+        match futex::wait(&slot.flag, futex::Flags::empty(), 0, ts.as_ref()) {
+            // Woken, value changed, interrupted, or timed out: re-check the flag and the deadline.
+            Ok(()) | Err(Errno::AGAIN | Errno::INTR | Errno::TIMEDOUT) => {}
+            // Anything else means the futex word is unusable; fall back to a polite yield rather
+            // than spinning hot, and keep honouring the deadline.
+            Err(_) => std::thread::yield_now(),
+        }
+    };
+    slot.waiters.fetch_sub(1, SeqCst);
+    consumed
+}
