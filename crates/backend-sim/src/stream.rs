@@ -3,9 +3,15 @@
 //! A task runs in whichever thread gets to it first, so that the common cases need no thread
 //! hand-off: a record (or a wait whose flag is already set) enqueued on an idle stream runs
 //! inline in the caller; a thread that calls `synchronize` runs the queued tasks itself, since it
-//! would block anyway. Only when nobody is synchronizing does a lazily started worker thread run
-//! them, which is what keeps record/wait asynchronous for the caller (a wait never blocks the
-//! enqueueing thread).
+//! would block anyway. A lazily started worker thread runs what nobody else claims, which keeps
+//! record/wait asynchronous for the caller (a wait never blocks the enqueueing thread).
+//!
+//! Waking that worker on every enqueue would cost a system call on the hot path, only for the
+//! synchronizing thread to claim the task a microsecond later. So a task gets a short grace
+//! period: while the stream is active the worker ticks every [`GRACE`] and claims tasks nobody
+//! claimed within it; after [`LINGER`] without activity it sleeps until it is woken (one system
+//! call, on the first enqueue after a quiet spell). A wait's timeout still counts from its
+//! enqueue (R3), so the grace period never lengthens it.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -25,6 +31,24 @@ pub(crate) enum Task {
     Wait(Arc<NotifyRef>, Option<Instant>, u32),
 }
 
+/// How long a queued task may wait for a synchronizing thread before the worker claims it.
+pub(crate) const GRACE: Duration = Duration::from_millis(1);
+/// How long the worker keeps ticking after the stream's last activity.
+pub(crate) const LINGER: Duration = Duration::from_millis(20);
+
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+enum Worker {
+    /// Not started (or exited).
+    #[default]
+    None,
+    /// Running tasks, or about to look at the queue.
+    Awake,
+    /// Sleeping with a timeout of at most `GRACE`: it will look at the queue by itself.
+    Ticking,
+    /// Sleeping until notified.
+    Asleep,
+}
+
 #[derive(Default)]
 struct State {
     queue: VecDeque<Task>,
@@ -33,8 +57,15 @@ struct State {
     submitted: u64,
     finished: u64,
     first_error: Option<Error>,
-    worker_alive: bool,
+    worker: Worker,
+    /// The worker must run the queue now (async synchronize, a synchronize that gave up).
+    urgent: bool,
     shutdown: bool,
+    /// When the task at the queue's head became claimable.
+    pending_since: Option<Instant>,
+    last_activity: Option<Instant>,
+    /// Threads blocked in `done.wait`: `notify_all` is a system call, skipped when zero.
+    sync_waiters: u32,
     wakers: Vec<Waker>,
 }
 
@@ -84,8 +115,7 @@ impl StreamCore {
             st.finished += 1;
             return;
         }
-        st.queue.push_back(Task::Record(notify.clone()));
-        self.kick(&mut st);
+        self.push(&mut st, Task::Record(notify.clone()));
     }
 
     /// R2/R3: enqueues a wait; it completes inline only if the flag is already set.
@@ -98,38 +128,80 @@ impl StreamCore {
             st.finished += 1;
             return;
         }
-        st.queue
-            .push_back(Task::Wait(notify.clone(), deadline, timeout_secs));
-        self.kick(&mut st);
+        self.push(&mut st, Task::Wait(notify.clone(), deadline, timeout_secs));
     }
 
-    /// Makes sure somebody will run the queue even if nobody synchronizes.
-    fn kick(self: &Arc<Self>, st: &mut State) {
-        if st.worker_alive {
-            self.work.notify_one();
-            return;
+    fn push(self: &Arc<Self>, st: &mut State, task: Task) {
+        let now = Instant::now();
+        if st.queue.is_empty() {
+            st.pending_since = Some(now);
         }
-        let core = Arc::clone(self);
-        let spawned = std::thread::Builder::new()
-            .name(format!("ascend-sim-stream-d{}", self.device))
-            .spawn(move || core.worker());
-        // Without a worker the queue still runs at the next synchronize.
-        st.worker_alive = spawned.is_ok();
+        st.last_activity = Some(now);
+        st.queue.push_back(task);
+        self.kick(st, false);
+    }
+
+    /// Makes sure somebody will run the queue even if nobody synchronizes: now if `urgent`,
+    /// else within the grace period.
+    fn kick(self: &Arc<Self>, st: &mut State, urgent: bool) {
+        st.urgent |= urgent;
+        match st.worker {
+            Worker::None => {
+                let core = Arc::clone(self);
+                let spawned = std::thread::Builder::new()
+                    .name(format!("ascend-sim-stream-d{}", self.device))
+                    .spawn(move || core.worker());
+                // Without a worker the queue still runs at the next synchronize.
+                if spawned.is_ok() {
+                    st.worker = Worker::Awake;
+                }
+            }
+            Worker::Asleep => self.work.notify_one(),
+            Worker::Ticking if urgent => self.work.notify_one(),
+            Worker::Ticking | Worker::Awake => {}
+        }
     }
 
     fn worker(self: Arc<Self>) {
         let mut st = self.lock();
         loop {
+            st.worker = Worker::Awake;
+            let now = Instant::now();
             if !st.busy && !st.queue.is_empty() {
-                st = self.run(st, None).0;
+                let waited = st
+                    .pending_since
+                    .map_or(GRACE, |t| now.saturating_duration_since(t));
+                if st.urgent || st.shutdown || waited >= GRACE {
+                    st.urgent = false;
+                    st = self.run(st, None).0;
+                    continue;
+                }
+                st.worker = Worker::Ticking;
+                st = self.tick(st, GRACE - waited);
                 continue;
             }
             if st.shutdown && st.queue.is_empty() && !st.busy {
-                st.worker_alive = false;
+                st.worker = Worker::None;
                 return;
             }
-            st = self.work.wait(st).unwrap_or_else(PoisonError::into_inner);
+            let active = st
+                .last_activity
+                .is_some_and(|t| now.saturating_duration_since(t) < LINGER);
+            if active || st.busy {
+                st.worker = Worker::Ticking;
+                st = self.tick(st, GRACE);
+            } else {
+                st.worker = Worker::Asleep;
+                st = self.work.wait(st).unwrap_or_else(PoisonError::into_inner);
+            }
         }
+    }
+
+    fn tick<'a>(&'a self, st: MutexGuard<'a, State>, timeout: Duration) -> MutexGuard<'a, State> {
+        self.work
+            .wait_timeout(st, timeout)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
     }
 
     /// Runs queued tasks in order. With `stop`, returns once `finished` reaches the target, and
@@ -187,7 +259,9 @@ impl StreamCore {
                     for w in st.wakers.drain(..) {
                         w.wake();
                     }
-                    self.done.notify_all();
+                    if st.sync_waiters > 0 {
+                        self.done.notify_all();
+                    }
                 }
                 Outcome::Interrupted => {
                     st = self.lock();
@@ -198,10 +272,13 @@ impl StreamCore {
             }
         }
         st.busy = false;
-        if !st.queue.is_empty() {
-            self.done.notify_all();
-            if st.worker_alive {
-                self.work.notify_one();
+        if st.queue.is_empty() {
+            st.pending_since = None;
+        } else {
+            // What is left is claimable again: by a synchronizer, else the worker after GRACE.
+            st.pending_since = Some(Instant::now());
+            if st.sync_waiters > 0 {
+                self.done.notify_all();
             }
         }
         (st, interrupted)
@@ -219,28 +296,30 @@ impl StreamCore {
                 let (guard, interrupted) = self.run(st, Some((target, deadline)));
                 st = guard;
                 if interrupted {
-                    if !st.worker_alive {
-                        self.kick(&mut st);
-                    }
+                    // R2: the remaining tasks keep running without us.
+                    self.kick(&mut st, true);
                     return Err(sync_timeout());
                 }
                 continue;
             }
-            st = match deadline {
+            let left = match deadline {
+                None => None,
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Err(sync_timeout()),
+                },
+            };
+            st.sync_waiters += 1;
+            st = match left {
                 None => self.done.wait(st).unwrap_or_else(PoisonError::into_inner),
-                Some(d) => {
-                    let Some(left) = d
-                        .checked_duration_since(Instant::now())
-                        .filter(|l| !l.is_zero())
-                    else {
-                        return Err(sync_timeout());
-                    };
+                Some(left) => {
                     self.done
                         .wait_timeout(st, left)
                         .unwrap_or_else(PoisonError::into_inner)
                         .0
                 }
             };
+            st.sync_waiters -= 1;
         }
     }
 
@@ -287,7 +366,7 @@ impl Future for SyncFuture {
         }
         st.wakers.push(cx.waker().clone());
         if !st.busy && !st.queue.is_empty() {
-            core.kick(&mut st);
+            core.kick(&mut st, true);
         }
         Poll::Pending
     }
