@@ -128,15 +128,16 @@ impl SimBuilder {
         let virtualized = self
             .virtualized
             .unwrap_or_else(|| std::env::var(ENV_VIRTUAL).is_ok_and(|v| v.trim() == "1"));
-        let reg = Registry::attach(&Config {
+        let reg = Arc::new(Registry::attach(&Config {
             namespace,
             devices,
             capacity,
-        })?;
+        })?);
+        registry::detach_at_exit(&reg);
         Ok(SimBackend {
             shared: Arc::new(Shared {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-                reg: Arc::new(reg),
+                reg,
                 virtualized,
                 default_streams: Mutex::default(),
                 peers: Mutex::default(),
@@ -173,7 +174,8 @@ impl Drop for Shared {
         {
             core.shutdown();
         }
-        CURRENT.with(|c| c.borrow_mut().remove(&self.id));
+        // `try_with`: this may run while the thread's locals are being torn down.
+        let _ = CURRENT.try_with(|c| c.borrow_mut().remove(&self.id));
     }
 }
 

@@ -864,6 +864,34 @@ fn validate_header(map: &Mapping, ns: &str, size: u64) -> Result<Layout> {
     Ok(layout)
 }
 
+/// Registries this process is attached to, detached by [`detach_all_at_exit`].
+static ATTACHED: Mutex<Vec<std::sync::Weak<Registry>>> = Mutex::new(Vec::new());
+
+/// §4: a process also detaches cleanly at normal exit, even if it never dropped its runtime
+/// (a `static`, `std::process::exit`, a C program that skips `aclFinalize`).
+pub(crate) fn detach_at_exit(reg: &std::sync::Arc<Registry>) {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        // SAFETY: `atexit` stores a plain function pointer; the handler is `extern "C"`, never
+        // unwinds (it catches panics), and only touches data that lives for the whole program.
+        unsafe {
+            libc::atexit(detach_all_at_exit);
+        }
+    });
+    let mut list = ATTACHED.lock().unwrap_or_else(PoisonError::into_inner);
+    list.retain(|w| w.strong_count() > 0);
+    list.push(std::sync::Arc::downgrade(reg));
+}
+
+extern "C" fn detach_all_at_exit() {
+    let _ = std::panic::catch_unwind(|| {
+        let list = std::mem::take(&mut *ATTACHED.lock().unwrap_or_else(PoisonError::into_inner));
+        for reg in list.iter().filter_map(std::sync::Weak::upgrade) {
+            reg.detach();
+        }
+    });
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
         // The inspector opens without attaching: it has nothing to detach.
