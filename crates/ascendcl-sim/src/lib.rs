@@ -1,1 +1,40 @@
-//! Filled in by the C-shim work.
+//! `libascendcl.so` for machines without an NPU: the ACL C symbols of `SEMANTICS.md` §1,
+//! implemented over the shared-memory simulator (`backend-sim`).
+//!
+//! A C program written against the CANN headers (the prototypes are in
+//! `include/acl_notify.h`) links against this library instead of the vendor's and runs the IPC
+//! Notify flow across real processes on any Linux machine.
+//!
+//! # Layers (the zlib-rs / rustls-ffi pattern)
+//! - [`exports`]: one `extern "C"` function per symbol. Each is a panic boundary (`boundary`):
+//!   a panic becomes `ACL_ERROR_RT_INTERNAL_ERROR` (507000) with a reason, never an unwind into C,
+//!   and every failure sets the text that `aclGetRecentErrMsg` returns in the calling thread.
+//! - `ptr`: the only code that reads or writes memory the caller passed (out-parameters, key
+//!   strings, arrays). Everything else is safe Rust.
+//! - `handles`: R10 — an `aclrtNotify`/`aclrtStream` given to C is an opaque token, never a
+//!   pointer: it is looked up in a per-process table and never dereferenced, so any value a
+//!   caller passes is either a live handle of this process or `ACL_ERROR_RT_INVALID_HANDLE`.
+//! - `runtime`: the process-wide state between `aclInit` and `aclFinalize`.
+//!
+//! # Order of checks (R15)
+//! Every export checks, in this order, only the steps that apply to it: not initialized
+//! (100001) → NULL pointer (100000) → no context (107002) → invalid handle (107017) → stream of
+//! another device (107003) → virtualization (207000) → bad argument (107000/107001) → and then the
+//! backend's own permission, state, import-resolution and capacity checks, which `backend-sim`
+//! already performs in R15 order.
+//!
+//! # Configuration
+//! `aclInit` attaches with `SimBackend::from_env()`: the `ASCEND_NOTIFY_SIM_*` variables choose
+//! the namespace, its size and whether this process is a virtualization instance. The
+//! `configPath` argument is accepted and ignored (sim).
+
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("ascendcl-sim encodes handles as 64-bit tokens and needs 64-bit pointers");
+
+mod boundary;
+pub mod exports;
+mod handles;
+mod ptr;
+mod runtime;
+
+pub use exports::*;

@@ -151,6 +151,15 @@ impl RoleSpawner {
         }
     }
 
+    /// Children run the test named `entry` with this process's environment only: for a child
+    /// that spawns peers of its own in the namespace it was given.
+    pub fn inherit(entry: &str) -> Self {
+        Self {
+            entry: entry.to_owned(),
+            env: Vec::new(),
+        }
+    }
+
     /// Adds a variable to every child's environment.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Markdown report of the `pingpong` bench: criterion medians and the project's target ratios.
+
+Usage: python3 benches/report.py [CRITERION_DIR]   (default: $CRITERION_HOME, else
+$CARGO_TARGET_DIR/criterion, else target/criterion next to this script's workspace)
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+IDS = [
+    "pingpong/sim_cross_process",
+    "pingpong/futex_cross_process",
+    "pingpong/spin_cross_process",
+    "pingpong/eventfd_cross_process",
+    "pingpong/iceoryx2_event",
+    "pingpong/sim_same_cpu",
+    "pingpong/futex_same_cpu",
+    "record/sim_no_waiter",
+    "import/live_1",
+    "import/live_8191",
+]
+
+# (numerator, denominator, operator, bound)
+RATIOS = [
+    ("pingpong/sim_cross_process", "pingpong/spin_cross_process", "<=", 5.0),
+    ("pingpong/sim_cross_process", "pingpong/futex_cross_process", "<", 1.0),
+    ("pingpong/sim_cross_process", "pingpong/iceoryx2_event", "<", 1.0),
+    ("pingpong/sim_same_cpu", "pingpong/futex_same_cpu", "<=", 1.2),
+    ("import/live_8191", "import/live_1", "<=", 1.2),
+]
+
+# (id, operator, bound in ns)
+ABSOLUTE = [("record/sim_no_waiter", "<", 50.0)]
+
+
+def criterion_dir() -> Path:
+    if len(sys.argv) > 1:
+        return Path(sys.argv[1])
+    if "CRITERION_HOME" in os.environ:
+        return Path(os.environ["CRITERION_HOME"])
+    if "CARGO_TARGET_DIR" in os.environ:
+        return Path(os.environ["CARGO_TARGET_DIR"]) / "criterion"
+    return Path(__file__).resolve().parent.parent / "target" / "criterion"
+
+
+def estimates(root: Path, bench_id: str):
+    path = root / bench_id / "new" / "estimates.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    m = data["median"]
+    ci = m.get("confidence_interval", {})
+    return m["point_estimate"], ci.get("lower_bound"), ci.get("upper_bound")
+
+
+def fmt_ns(ns) -> str:
+    if ns is None:
+        return "-"
+    if ns >= 1e6:
+        return f"{ns / 1e6:.3f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.3f} µs"
+    return f"{ns:.1f} ns"
+
+
+def check(value: float, op: str, bound: float) -> bool:
+    return value <= bound if op == "<=" else value < bound
+
+
+def main() -> int:
+    root = criterion_dir()
+    med = {}
+    print(f"Criterion results from `{root}`\n")
+    print("| id | median | 95% CI of the median |")
+    print("|---|---:|---|")
+    for bench_id in IDS:
+        e = estimates(root, bench_id)
+        if e is None:
+            print(f"| `{bench_id}` | - | - |")
+            continue
+        med[bench_id] = e[0]
+        print(f"| `{bench_id}` | {fmt_ns(e[0])} | {fmt_ns(e[1])} – {fmt_ns(e[2])} |")
+
+    print("\n| target | value | bound | verdict |")
+    print("|---|---:|---|---|")
+    for num, den, op, bound in RATIOS:
+        name = f"`{num.split('/')[1]}` / `{den.split('/')[1]}`"
+        if num in med and den in med and med[den] > 0:
+            r = med[num] / med[den]
+            verdict = "met" if check(r, op, bound) else "**missed**"
+            print(f"| {name} | {r:.3f} | {op} {bound:g} | {verdict} |")
+        else:
+            print(f"| {name} | - | {op} {bound:g} | - |")
+    for bench_id, op, bound in ABSOLUTE:
+        name = f"`{bench_id.split('/')[1]}`"
+        if bench_id in med:
+            v = med[bench_id]
+            verdict = "met" if check(v, op, bound) else "**missed**"
+            print(f"| {name} | {fmt_ns(v)} | {op} {bound:g} ns | {verdict} |")
+        else:
+            print(f"| {name} | - | {op} {bound:g} ns | - |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,334 @@
+//! R10: the handles C sees are opaque tokens, never pointers.
+//!
+//! A token is a 64-bit value carried in the `void *` of `aclrtNotify`/`aclrtStream`:
+//!
+//! ```text
+//!  63             32 31  30          20 19           0
+//! +-----------------+---+--------------+--------------+
+//! |  session tag    | K |  generation  |  slot index  |
+//! +-----------------+---+--------------+--------------+
+//!   32 random bits    1      11 bits        20 bits
+//! ```
+//!
+//! - **tag**: 32 bits of OS randomness drawn at `aclInit` (never 0, never the previous
+//!   session's), so a token copied from another process, or kept across
+//!   `aclFinalize`/`aclInit`, is recognised as foreign instead of aliasing a local handle.
+//!   A non-zero tag also keeps every token non-NULL, and far from any mapped address.
+//! - **K**: the kind, 0 = notify, 1 = stream, so one kind passed as the other is rejected.
+//! - **generation**: bumped each time the slot is freed, so a destroyed token stays dead when its
+//!   slot is reused (107017, R8/R10). Freed slots are reused first-in first-out, and only once
+//!   [`MIN_FREE`] of them are free, so a slot comes back at most once every `MIN_FREE`
+//!   allocations and its 11-bit generation wraps only after more than two million handles.
+//! - **index**: the slot in this process's table (at most 2^20 live handles per kind).
+//!
+//! Decoding a token is arithmetic on an integer followed by a bounds-checked table lookup: no
+//! value a caller passes is ever dereferenced, so garbage can only produce 107017.
+
+use std::collections::VecDeque;
+use std::ffi::c_void;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use notify_api::{Result, err};
+
+const INDEX_BITS: u32 = 20;
+const GEN_BITS: u32 = 11;
+const KIND_SHIFT: u32 = INDEX_BITS + GEN_BITS;
+const TAG_SHIFT: u32 = 32;
+const INDEX_MASK: u64 = (1 << INDEX_BITS) - 1;
+const GEN_MASK: u64 = (1 << GEN_BITS) - 1;
+
+/// The most live handles of one kind.
+const MAX_SLOTS: usize = 1 << INDEX_BITS;
+
+/// Freed slots wait until this many are free before one is reused (see the module docs).
+const MIN_FREE: usize = 1024;
+
+/// What a token refers to.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Notify,
+    Stream,
+}
+
+impl Kind {
+    const fn bit(self) -> u64 {
+        match self {
+            Self::Notify => 0,
+            Self::Stream => 1,
+        }
+    }
+
+    const fn name(self) -> &'static str {
+        match self {
+            Self::Notify => "notify",
+            Self::Stream => "stream",
+        }
+    }
+}
+
+/// The fields of a token.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct Token {
+    tag: u32,
+    kind: u64,
+    generation: u16,
+    index: u32,
+}
+
+impl Token {
+    fn encode(self) -> u64 {
+        (u64::from(self.tag) << TAG_SHIFT)
+            | (self.kind << KIND_SHIFT)
+            | ((u64::from(self.generation) & GEN_MASK) << INDEX_BITS)
+            | (u64::from(self.index) & INDEX_MASK)
+    }
+
+    fn decode(raw: u64) -> Self {
+        Self {
+            tag: (raw >> TAG_SHIFT) as u32,
+            kind: (raw >> KIND_SHIFT) & 1,
+            generation: ((raw >> INDEX_BITS) & GEN_MASK) as u16,
+            index: (raw & INDEX_MASK) as u32,
+        }
+    }
+}
+
+/// The integer a C handle carries (its address bits; nothing is read through it).
+pub(crate) fn raw(handle: *mut c_void) -> u64 {
+    handle.addr() as u64
+}
+
+fn to_handle(token: u64) -> *mut c_void {
+    // A token is an integer in a pointer's clothes: no provenance, never dereferenced.
+    std::ptr::without_provenance_mut(token as usize)
+}
+
+#[derive(Debug)]
+struct Slot<T> {
+    generation: u16,
+    value: Option<Arc<T>>,
+}
+
+#[derive(Debug)]
+struct Inner<T> {
+    slots: Vec<Slot<T>>,
+    free: VecDeque<u32>,
+    /// Set by `aclFinalize`: nothing may be added any more.
+    closed: bool,
+}
+
+/// One kind of handle of one `aclInit` session.
+///
+/// Values are held as `Arc`s: a call that looked a handle up keeps its object alive even if
+/// another thread destroys the handle meanwhile (the token is dead at once; the object goes when
+/// the last in-flight call drops it).
+#[derive(Debug)]
+pub(crate) struct Table<T> {
+    tag: u32,
+    kind: Kind,
+    inner: Mutex<Inner<T>>,
+}
+
+impl<T> Table<T> {
+    pub(crate) fn new(tag: u32, kind: Kind) -> Self {
+        Self {
+            tag,
+            kind,
+            inner: Mutex::new(Inner {
+                slots: Vec::new(),
+                free: VecDeque::new(),
+                closed: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner<T>> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stores `value` and returns its new token. On failure `value` is dropped (destroyed).
+    pub(crate) fn insert(&self, value: T) -> Result<*mut c_void> {
+        let mut inner = self.lock();
+        if inner.closed {
+            return Err(err!(
+                UNINITIALIZE,
+                "R15: aclFinalize ran while this call was in progress; the new {} was released",
+                self.kind.name()
+            ));
+        }
+        let reuse = inner.free.len() >= MIN_FREE || inner.slots.len() >= MAX_SLOTS;
+        let index = match inner.free.pop_front() {
+            Some(index) if reuse => index,
+            popped => {
+                if let Some(index) = popped {
+                    // Not reused yet: it keeps its place at the head of the queue.
+                    inner.free.push_front(index);
+                }
+                if inner.slots.len() >= MAX_SLOTS {
+                    return Err(err!(
+                        RT_INTERNAL_ERROR,
+                        "R10: this process already holds {MAX_SLOTS} live {} handles",
+                        self.kind.name()
+                    ));
+                }
+                inner.slots.push(Slot {
+                    generation: 0,
+                    value: None,
+                });
+                (inner.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut inner.slots[index as usize];
+        slot.value = Some(Arc::new(value));
+        Ok(to_handle(
+            Token {
+                tag: self.tag,
+                kind: self.kind.bit(),
+                generation: slot.generation,
+                index,
+            }
+            .encode(),
+        ))
+    }
+
+    /// The object behind `handle` (a live token of this table), or 107017.
+    pub(crate) fn get(&self, handle: *mut c_void) -> Result<Arc<T>> {
+        let inner = self.lock();
+        let index = self.locate(&inner, handle)?;
+        Ok(Arc::clone(
+            inner.slots[index]
+                .value
+                .as_ref()
+                .expect("locate returns live slots only"),
+        ))
+    }
+
+    /// Kills `handle` and returns its object; 107017 if it is not a live token of this table.
+    pub(crate) fn remove(&self, handle: *mut c_void) -> Result<Arc<T>> {
+        let mut inner = self.lock();
+        let index = self.locate(&inner, handle)?;
+        let slot = &mut inner.slots[index];
+        let value = slot.value.take().expect("locate returns live slots only");
+        slot.generation = (slot.generation.wrapping_add(1)) & GEN_MASK as u16;
+        inner.free.push_back(index as u32);
+        Ok(value)
+    }
+
+    /// `aclFinalize`: kills every token and returns the objects, and refuses later inserts.
+    pub(crate) fn close(&self) -> Vec<Arc<T>> {
+        let mut inner = self.lock();
+        inner.closed = true;
+        inner.free.clear();
+        let values = inner.slots.iter_mut().filter_map(|s| s.value.take());
+        values.collect()
+    }
+
+    /// Validates a token: 107017 unless it names a live slot of this table.
+    fn locate(&self, inner: &Inner<T>, handle: *mut c_void) -> Result<usize> {
+        let raw = raw(handle);
+        let what = self.kind.name();
+        let token = Token::decode(raw);
+        if token.tag != self.tag {
+            return Err(err!(
+                RT_INVALID_HANDLE,
+                "R10: {raw:#x} is not a {what} handle of this process (unknown, from another \
+                 process, or from before the last aclFinalize)"
+            ));
+        }
+        if token.kind != self.kind.bit() {
+            return Err(err!(
+                RT_INVALID_HANDLE,
+                "R10: {raw:#x} is a {} handle, not a {what} handle",
+                if token.kind == 0 { "notify" } else { "stream" }
+            ));
+        }
+        let index = token.index as usize;
+        match inner.slots.get(index) {
+            Some(slot) if slot.generation == token.generation && slot.value.is_some() => Ok(index),
+            Some(_) => Err(err!(
+                RT_INVALID_HANDLE,
+                "R10: {what} handle {raw:#x} was destroyed"
+            )),
+            None => Err(err!(
+                RT_INVALID_HANDLE,
+                "R10: {raw:#x} is not a {what} handle this process handed out"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_fields_round_trip() {
+        let t = Token {
+            tag: 0xa5a5_0001,
+            kind: 1,
+            generation: 0x7ff,
+            index: 0xf_ffff,
+        };
+        assert_eq!(Token::decode(t.encode()), t);
+        assert_eq!(t.encode() >> 32, 0xa5a5_0001);
+        assert_eq!((t.encode() >> 31) & 1, 1);
+    }
+
+    #[test]
+    fn live_dead_foreign_and_wrong_kind() {
+        let notifies: Table<u32> = Table::new(7, Kind::Notify);
+        let streams: Table<u32> = Table::new(7, Kind::Stream);
+        let other: Table<u32> = Table::new(8, Kind::Notify);
+        let a = notifies.insert(10).unwrap();
+        let b = notifies.insert(11).unwrap();
+        let s = streams.insert(12).unwrap();
+        assert!(!a.is_null() && a != b);
+        assert_eq!(*notifies.get(a).unwrap(), 10);
+        assert_eq!(*notifies.get(b).unwrap(), 11);
+        let code = |r: Result<Arc<u32>>| r.unwrap_err().code().raw();
+        assert_eq!(code(notifies.get(s)), 107_017, "a stream is not a notify");
+        assert_eq!(code(streams.get(a)), 107_017, "a notify is not a stream");
+        assert_eq!(code(other.get(a)), 107_017, "another tag is foreign");
+        assert_eq!(code(notifies.get(to_handle(raw(a) + 100))), 107_017);
+        assert_eq!(*notifies.remove(a).unwrap(), 10);
+        assert_eq!(code(notifies.get(a)), 107_017, "destroyed");
+        assert_eq!(code(notifies.remove(a)), 107_017, "destroyed twice");
+        assert_eq!(
+            *notifies.get(b).unwrap(),
+            11,
+            "the other handle is untouched"
+        );
+    }
+
+    #[test]
+    fn freed_slots_come_back_late_and_with_a_new_generation() {
+        let table: Table<usize> = Table::new(1, Kind::Notify);
+        let first = table.insert(0).unwrap();
+        table.remove(first).unwrap();
+        // Until MIN_FREE slots are free, a new handle takes a new slot.
+        let mut live = Vec::new();
+        for i in 0..MIN_FREE {
+            let h = table.insert(i).unwrap();
+            assert_ne!(raw(h) & INDEX_MASK, raw(first) & INDEX_MASK);
+            live.push(h);
+        }
+        for h in live.drain(..MIN_FREE - 1) {
+            table.remove(h).unwrap();
+        }
+        // Now MIN_FREE slots are free: the oldest one (first's) comes back, one generation on.
+        let again = table.insert(99).unwrap();
+        assert_eq!(raw(again) & INDEX_MASK, raw(first) & INDEX_MASK);
+        assert_ne!(again, first);
+        assert_eq!(table.get(first).unwrap_err().code().raw(), 107_017);
+        assert_eq!(*table.get(again).unwrap(), 99);
+    }
+
+    #[test]
+    fn close_kills_everything_and_refuses_inserts() {
+        let table: Table<u8> = Table::new(3, Kind::Stream);
+        let h = table.insert(1).unwrap();
+        assert_eq!(table.close().len(), 1);
+        assert_eq!(table.get(h).unwrap_err().code().raw(), 107_017);
+        assert_eq!(table.insert(2).unwrap_err().code().raw(), 100_001);
+    }
+}

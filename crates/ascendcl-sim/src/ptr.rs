@@ -1,0 +1,160 @@
+//! The only code that touches memory a C caller passed: out-parameters, key strings, arrays.
+//!
+//! Each wrapper is built by an `unsafe` constructor whose contract is the C function's own
+//! (a pointer is NULL or valid for what the prototype says, for the duration of the call); the
+//! constructor turns NULL into `ACL_ERROR_INVALID_PARAM` (100000), and the methods after it are
+//! safe. Reads and writes are unaligned, so a misaligned caller pointer is not UB on our side.
+//! Nothing here ever reads a handle: those are tokens (`handles`).
+
+use std::ffi::c_char;
+
+use notify_api::{EXPORT_KEY_LEN, ExportKey, Result, err};
+
+fn null(what: &str) -> notify_api::Error {
+    err!(INVALID_PARAM, "R15: the pointer argument `{what}` is NULL")
+}
+
+/// An out-parameter `T *`.
+#[derive(Debug)]
+pub(crate) struct Out<T> {
+    ptr: *mut T,
+}
+
+impl<T> Out<T> {
+    /// # Safety
+    /// `ptr` is NULL or valid for writes of one `T` until this call returns.
+    pub(crate) unsafe fn new(ptr: *mut T, what: &str) -> Result<Self> {
+        if ptr.is_null() {
+            return Err(null(what));
+        }
+        Ok(Self { ptr })
+    }
+
+    /// Stores the result; the caller's previous value is simply overwritten (never dropped).
+    pub(crate) fn write(self, value: T) {
+        // SAFETY: `new` checked non-NULL and its caller promised validity for writes of a `T`
+        // for the whole call; `write_unaligned` needs no alignment and drops nothing.
+        unsafe { self.ptr.write_unaligned(value) }
+    }
+}
+
+/// An input array `const T *` of `len` elements.
+#[derive(Debug)]
+pub(crate) struct ArrayIn<T> {
+    ptr: *const T,
+    len: usize,
+}
+
+impl<T: Copy> ArrayIn<T> {
+    /// # Safety
+    /// `ptr` is NULL or valid for reads of `len` consecutive `T`s until this call returns.
+    pub(crate) unsafe fn new(ptr: *const T, len: usize, what: &str) -> Result<Self> {
+        if ptr.is_null() {
+            return Err(null(what));
+        }
+        Ok(Self { ptr, len })
+    }
+
+    /// Copies the elements out (`len` was checked to be non-zero by the caller when it must).
+    ///
+    /// # Errors
+    /// `RT_PARAM_INVALID` (107000) for a count no array in memory can have.
+    pub(crate) fn read(&self) -> Result<Vec<T>> {
+        let max = isize::MAX as usize / size_of::<T>().max(1);
+        if self.len > max {
+            return Err(err!(
+                RT_PARAM_INVALID,
+                "R15: count {} is larger than any array can be",
+                self.len
+            ));
+        }
+        // Grow as we read rather than reserving `len` up front: a lying count then ends at the
+        // caller's bad memory, not in a huge allocation on our side.
+        let mut out = Vec::new();
+        for i in 0..self.len {
+            // SAFETY: `new`'s caller promised `len` readable elements; `i < len <= isize::MAX /
+            // size_of::<T>()`, so the offset cannot overflow.
+            out.push(unsafe { self.ptr.add(i).read_unaligned() });
+        }
+        Ok(out)
+    }
+}
+
+/// An input key string `const char *`: NUL-terminated within [`EXPORT_KEY_LEN`] bytes when valid.
+#[derive(Debug)]
+pub(crate) struct KeyIn {
+    ptr: *const c_char,
+}
+
+impl KeyIn {
+    /// # Safety
+    /// `ptr` is NULL or points to a readable C string, or to at least [`EXPORT_KEY_LEN`]
+    /// readable bytes, until this call returns.
+    pub(crate) unsafe fn new(ptr: *const c_char, what: &str) -> Result<Self> {
+        if ptr.is_null() {
+            return Err(null(what));
+        }
+        Ok(Self { ptr })
+    }
+
+    /// Reads the key byte by byte, stopping at the NUL or after 65 bytes, whichever comes
+    /// first: never a byte beyond the terminator, since the caller's buffer may end there.
+    ///
+    /// # Errors
+    /// `RT_PARAM_INVALID` (107000) when no NUL comes within 65 bytes or the text is not a key
+    /// (R7).
+    pub(crate) fn read(&self) -> Result<ExportKey> {
+        let mut buf = [0u8; EXPORT_KEY_LEN];
+        let mut len = EXPORT_KEY_LEN;
+        for (i, byte) in buf.iter_mut().enumerate() {
+            // SAFETY: `new`'s caller promised a readable C string (or 65 readable bytes); we
+            // stop at its NUL, so byte `i` is within it.
+            *byte = unsafe { self.ptr.add(i).read() } as u8;
+            if *byte == 0 {
+                len = i + 1;
+                break;
+            }
+        }
+        ExportKey::from_c_buf(&buf[..len])
+    }
+}
+
+/// An output key buffer `char *` of `len` bytes.
+#[derive(Debug)]
+pub(crate) struct KeyOut {
+    ptr: *mut c_char,
+    len: usize,
+}
+
+impl KeyOut {
+    /// # Safety
+    /// `ptr` is NULL or valid for writes of `len` bytes until this call returns.
+    pub(crate) unsafe fn new(ptr: *mut c_char, len: usize, what: &str) -> Result<Self> {
+        if ptr.is_null() {
+            return Err(null(what));
+        }
+        Ok(Self { ptr, len })
+    }
+
+    /// R5: `len` must be at least [`EXPORT_KEY_LEN`], whatever the key's own length.
+    pub(crate) fn check_len(&self) -> Result<()> {
+        if self.len < EXPORT_KEY_LEN {
+            return Err(err!(
+                RT_PARAM_INVALID,
+                "R5: key buffer length {} is below the minimum {EXPORT_KEY_LEN}",
+                self.len
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes the key, NUL-terminated and zero-padded, into the first 65 bytes.
+    pub(crate) fn write(self, key: &ExportKey) -> Result<()> {
+        self.check_len()?;
+        // SAFETY: `new`'s caller promised `len` writable bytes and `check_len` ensured
+        // `len >= EXPORT_KEY_LEN`, so this slice lies within the caller's buffer; it lives only
+        // for this statement and nothing else refers to that memory during the call.
+        let buf = unsafe { std::slice::from_raw_parts_mut(self.ptr.cast::<u8>(), EXPORT_KEY_LEN) };
+        key.write_c_buf(buf)
+    }
+}

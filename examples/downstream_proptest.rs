@@ -1,0 +1,142 @@
+//! How a downstream crate property-tests its own multi-process code with the simulator.
+//!
+//! The code under test is a two-process hand-off (`producer` and `consumer` below): each round
+//! the producer signals `ready`, and must not signal again before the consumer acknowledges on
+//! `ack` — a notify is a binary flag, so two records before one wait merge into one (R1) and a
+//! round would be lost. The property: for any number of rounds and any pacing, every round is
+//! delivered exactly once, nobody hangs, and nothing is left in the registry.
+//!
+//! It is built as a test (`[[example]] test = true` in Cargo.toml), so `cargo test --features
+//! testing --example downstream_proptest` runs it; the producer runs in a real child process,
+//! started by re-executing this test binary with `RoleSpawner`.
+
+#[cfg(test)]
+use ascend_notify::notify_api::conformance::Peer;
+use ascend_notify::notify_api::conformance::PeerLink;
+use ascend_notify::testing::{RoleSpawner, ScopedNamespace, StdioLink, child_role};
+use ascend_notify::{
+    Backend, DeviceId, ExportFlags, ExportKey, ImportFlags, Notify, NotifyFlags, Result, Runtime,
+    Stream,
+};
+
+/// Seconds any single wait may take before the run counts as hung.
+const WAIT_SECS: u32 = 2;
+
+/// The consumer: creates `ready` (only a creator may wait on it, R4), imports the producer's
+/// `ack`, and runs `rounds` rounds of wait(ready) → record(ack).
+pub fn consumer<B: Backend>(
+    rt: &B,
+    ready: &B::Notify,
+    ack: &B::Notify,
+    rounds: u32,
+    work_us: u64,
+) -> Result<u32> {
+    let stream = rt.create_stream()?;
+    let mut delivered = 0;
+    for _ in 0..rounds {
+        // The consumer's own work between rounds: a producer that does not wait for `ack`
+        // outruns it, and its records merge (R1).
+        std::thread::sleep(std::time::Duration::from_micros(work_us));
+        ready.wait_and_reset(&stream, WAIT_SECS)?;
+        if stream.synchronize().is_err() {
+            // A lost round: report how many arrived instead of hanging the property.
+            return Ok(delivered);
+        }
+        delivered += 1;
+        ack.record(&stream)?;
+    }
+    stream.synchronize()?;
+    Ok(delivered)
+}
+
+/// The producer: each round records `ready`, then waits for `ack` before the next one.
+pub fn producer<B: Backend>(
+    rt: &B,
+    ready: &B::Notify,
+    ack: &B::Notify,
+    rounds: u32,
+    pause_us: u64,
+) -> Result<()> {
+    let stream = rt.create_stream()?;
+    for _ in 0..rounds {
+        ready.record(&stream)?;
+        std::thread::sleep(std::time::Duration::from_micros(pause_us));
+        ack.wait_and_reset(&stream, WAIT_SECS)?;
+        stream.synchronize()?;
+    }
+    Ok(())
+}
+
+/// The child's side: attach, create `ack`, trade keys with the parent, produce.
+fn producer_role() -> Result<()> {
+    let mut link = StdioLink;
+    let rt = Runtime::builder().build()?;
+    rt.set_device(DeviceId(1))?;
+    let ack = rt.create_notify(NotifyFlags::DEFAULT)?;
+    link.send(ack.export(ExportFlags::DISABLE_PID_VALIDATION)?.as_str());
+    let ready_key: ExportKey = link.recv().parse()?;
+    let ready = rt.import_notify(&ready_key, ImportFlags::ENABLE_PEER_ACCESS)?;
+    let plan = link.recv();
+    let (rounds, pause_us) = plan.split_once(' ').expect("rounds and pause");
+    producer(
+        &rt,
+        &ready,
+        &ack,
+        rounds.parse().unwrap(),
+        pause_us.parse().unwrap(),
+    )?;
+    link.send("done");
+    // Hold on to `ack` until the consumer has consumed its last record.
+    let _ = link.recv();
+    Ok(())
+}
+
+fn main() {
+    println!("run me as a test: cargo test --features testing --example downstream_proptest");
+}
+
+#[test]
+#[ignore = "entry point of spawned child processes"]
+fn child() {
+    if let Some(role) = child_role() {
+        assert_eq!(role, "producer");
+        producer_role().expect("the producer role");
+    }
+}
+
+#[cfg(test)]
+mod property {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+
+        /// Every round is delivered exactly once, for any round count and pacing.
+        #[test]
+        fn every_round_is_delivered_once(rounds in 1u32..12, pause_us in 0u64..300, work_us in 0u64..300) {
+            let ns = ScopedNamespace::new("downstream");
+            let rt = Runtime::builder().namespace(ns.name()).build().unwrap();
+            rt.set_device(DeviceId(0)).unwrap();
+            let ready = rt.create_notify(NotifyFlags::DEFAULT).unwrap();
+            let ready_key = ready.export(ExportFlags::DISABLE_PID_VALIDATION).unwrap();
+
+            let mut peer = RoleSpawner::new("child", &ns).start("producer");
+            let ack_key: ExportKey = peer.recv().parse().unwrap();
+            let ack = rt.import_notify(&ack_key, ImportFlags::ENABLE_PEER_ACCESS).unwrap();
+            peer.send(ready_key.as_str());
+            peer.send(&format!("{rounds} {pause_us}"));
+
+            let delivered = consumer(&rt, &ready, &ack, rounds, work_us).unwrap();
+            prop_assert_eq!(delivered, rounds);
+            prop_assert_eq!(peer.recv(), "done");
+            peer.send("bye");
+            prop_assert_eq!(Box::new(peer).wait(), 0);
+
+            drop((ready, ack));
+            let snap = ascend_notify::backend_sim::inspect(ns.name()).unwrap().unwrap();
+            prop_assert!(snap.notifies.is_empty(), "left behind: {:?}", snap.notifies);
+        }
+    }
+}
+
