@@ -10,13 +10,12 @@
 //! testing --example downstream_proptest` runs it; the producer runs in a real child process,
 //! started by re-executing this test binary with `RoleSpawner`.
 
+use ascend_notify::{Backend, Notify, Result, Stream};
 #[cfg(test)]
-use ascend_notify::notify_api::conformance::Peer;
-use ascend_notify::notify_api::conformance::PeerLink;
-use ascend_notify::testing::{RoleSpawner, ScopedNamespace, StdioLink, child_role};
 use ascend_notify::{
-    Backend, DeviceId, ExportFlags, ExportKey, ImportFlags, Notify, NotifyFlags, Result, Runtime,
-    Stream,
+    DeviceId, ExportFlags, ExportKey, ImportFlags, NotifyFlags, Runtime,
+    notify_api::conformance::{Peer, PeerLink},
+    testing::{RoleSpawner, ScopedNamespace, StdioLink, child_role},
 };
 
 /// Seconds any single wait may take before the run counts as hung.
@@ -68,6 +67,7 @@ pub fn producer<B: Backend>(
 }
 
 /// The child's side: attach, create `ack`, trade keys with the parent, produce.
+#[cfg(test)]
 fn producer_role() -> Result<()> {
     let mut link = StdioLink;
     let rt = Runtime::builder().build()?;
@@ -139,4 +139,3 @@ mod property {
         }
     }
 }
-
