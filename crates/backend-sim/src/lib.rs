@@ -23,6 +23,10 @@ mod wake;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -150,7 +154,9 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
     /// R13: the current device of this thread, per runtime instance.
-    static CURRENT: RefCell<HashMap<u64, i32>> = RefCell::new(HashMap::new());
+    /// A short list, not a map: a thread rarely uses more than one runtime, and this lookup is
+    /// on every enqueue (hashing it showed up as half the cost of a record).
+    static CURRENT: RefCell<Vec<(u64, i32)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// What every handle of one runtime instance shares.
@@ -175,7 +181,7 @@ impl Drop for Shared {
             core.shutdown();
         }
         // `try_with`: this may run while the thread's locals are being torn down.
-        let _ = CURRENT.try_with(|c| c.borrow_mut().remove(&self.id));
+        let _ = CURRENT.try_with(|c| c.borrow_mut().retain(|(id, _)| *id != self.id));
     }
 }
 
@@ -183,7 +189,12 @@ impl Shared {
     /// R13: the calling thread's current device, or 107002.
     fn current(&self) -> Result<i32> {
         CURRENT
-            .with(|c| c.borrow().get(&self.id).copied())
+            .with(|c| {
+                c.borrow()
+                    .iter()
+                    .find(|(id, _)| *id == self.id)
+                    .map(|&(_, device)| device)
+            })
             .ok_or_else(|| {
                 err!(
                     RT_CONTEXT_NULL,
@@ -310,6 +321,8 @@ pub fn namespace_exists(namespace: &str) -> bool {
 pub(crate) struct NotifyRef {
     reg: Arc<Registry>,
     slot: SlotRef,
+    /// The reference was already dropped together with the handle.
+    released: std::sync::atomic::AtomicBool,
 }
 
 impl NotifyRef {
@@ -325,7 +338,9 @@ impl NotifyRef {
 
 impl Drop for NotifyRef {
     fn drop(&mut self) {
-        self.reg.release(self.slot);
+        if !*self.released.get_mut() {
+            self.reg.release(self.slot);
+        }
     }
 }
 
@@ -375,9 +390,15 @@ impl SimNotify {
 
     fn release_handle(&mut self) {
         if std::mem::replace(&mut self.alive, false) {
+            // With no task holding a clone, drop the reference in the same critical section
+            // instead of taking the registry lock twice.
+            let last = Arc::strong_count(&self.inner) == 1;
             self.shared
                 .reg
-                .handle_destroyed(self.inner.slot, self.creator);
+                .handle_destroyed(self.inner.slot, self.creator, last);
+            if last {
+                self.inner.released.store(true, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -418,17 +439,22 @@ impl Backend for SimBackend {
 
     fn set_device(&self, device: DeviceId) -> Result<()> {
         self.shared.check_device(device)?;
-        CURRENT.with(|c| c.borrow_mut().insert(self.shared.id, device.0));
+        let id = self.shared.id;
+        CURRENT.with(|c| {
+            let mut c = c.borrow_mut();
+            match c.iter_mut().find(|(i, _)| *i == id) {
+                Some(entry) => entry.1 = device.0,
+                None => c.push((id, device.0)),
+            }
+        });
         Ok(())
     }
 
     fn reset_device(&self, device: DeviceId) -> Result<()> {
         self.shared.check_device(device)?;
         CURRENT.with(|c| {
-            let mut c = c.borrow_mut();
-            if c.get(&self.shared.id) == Some(&device.0) {
-                c.remove(&self.shared.id);
-            }
+            c.borrow_mut()
+                .retain(|&(id, current)| !(id == self.shared.id && current == device.0));
         });
         Ok(())
     }
@@ -506,6 +532,7 @@ impl Backend for SimBackend {
             inner: Arc::new(NotifyRef {
                 reg: Arc::clone(&self.shared.reg),
                 slot,
+                released: Default::default(),
             }),
             creator: true,
             alive: true,
@@ -527,6 +554,7 @@ impl Backend for SimBackend {
             inner: Arc::new(NotifyRef {
                 reg: Arc::clone(&self.shared.reg),
                 slot,
+                released: Default::default(),
             }),
             creator: false,
             alive: true,

@@ -135,6 +135,9 @@ struct Me {
 #[derive(Debug, Default)]
 pub(crate) struct Local {
     refs: HashMap<(u32, u32), LocalRef>,
+    /// Open descriptors of other processes' lock files, by (proc slot, nonce): a liveness probe
+    /// is then one `flock` call instead of open + flock + close.
+    peer_locks: HashMap<(usize, u64), OwnedFd>,
     detached: bool,
 }
 
@@ -310,7 +313,7 @@ impl Registry {
     fn register(&mut self) -> Result<()> {
         let pid = rustix::process::getpid().as_raw_nonzero().get();
         let me = {
-            let g = self.lock()?;
+            let mut g = self.lock()?;
             g.reclaim_dead();
             let slot = (0..MAX_PROCS)
                 .find(|&i| self.proc(i).state.load(Relaxed) != PROC_LIVE)
@@ -622,8 +625,18 @@ impl Registry {
     }
 
     /// R8: the user's handle to `r` is gone; if we created it, its key is revoked.
-    pub(crate) fn handle_destroyed(&self, r: SlotRef, creator: bool) {
+    pub(crate) fn handle_destroyed(&self, r: SlotRef, creator: bool, last_ref: bool) {
         let Ok(mut g) = self.lock() else { return };
+        if creator && let Some(s) = self.live(r) {
+            s.export.store(EXPORT_REVOKED, Relaxed);
+        }
+        if last_ref {
+            // No task holds the notify: drop the reference in the same critical section.
+            g.release_locked(r);
+            return;
+        }
+        // R9: a destroy reclaims dead processes (release_locked does it on the path above).
+        g.reclaim_dead();
         if let Some(l) = g
             .local
             .refs
@@ -632,33 +645,13 @@ impl Registry {
         {
             l.handle_live = false;
         }
-        if creator && let Some(s) = self.live(r) {
-            s.export.store(EXPORT_REVOKED, Relaxed);
-        }
     }
 
     /// R8: one of this process's `NotifyRef`s to `r` is gone; the last one drops our holder bit,
     /// and the last holder frees the slot.
     pub(crate) fn release(&self, r: SlotRef) {
         let Ok(mut g) = self.lock() else { return };
-        g.reclaim_dead();
-        let key = (r.device, r.index);
-        let Some(l) = g
-            .local
-            .refs
-            .get_mut(&key)
-            .filter(|l| l.generation == r.generation)
-        else {
-            return;
-        };
-        l.count = l.count.saturating_sub(1);
-        if l.count > 0 {
-            return;
-        }
-        g.local.refs.remove(&key);
-        if let Some(s) = self.live(r) {
-            g.drop_holder(r.device, r.index, s, self.me_slot());
-        }
+        g.release_locked(r);
     }
 
     /// Removes this process from the registry; the last process out removes the namespace.
@@ -680,7 +673,7 @@ impl Registry {
 
     /// Reclaims dead processes and reads the whole registry (the inspector).
     pub(crate) fn snapshot(&self) -> Result<Snapshot> {
-        let g = self.lock()?;
+        let mut g = self.lock()?;
         g.reclaim_dead();
         let mut snap = Snapshot {
             devices: self.layout.devices,
@@ -735,8 +728,30 @@ impl Registry {
 }
 
 impl Guard<'_> {
+    /// `Registry::release` with the lock held; reclaims dead processes first (R9).
+    pub(crate) fn release_locked(&mut self, r: SlotRef) {
+        self.reclaim_dead();
+        let key = (r.device, r.index);
+        let Some(l) = self
+            .local
+            .refs
+            .get_mut(&key)
+            .filter(|l| l.generation == r.generation)
+        else {
+            return;
+        };
+        l.count = l.count.saturating_sub(1);
+        if l.count > 0 {
+            return;
+        }
+        self.local.refs.remove(&key);
+        if let Some(s) = self.reg.live(r) {
+            self.drop_holder(r.device, r.index, s, self.reg.me_slot());
+        }
+    }
+
     /// R9: reclaims every attached process whose liveness lock the kernel has released.
-    pub(crate) fn reclaim_dead(&self) {
+    pub(crate) fn reclaim_dead(&mut self) {
         let reg = self.reg;
         for i in 0..MAX_PROCS {
             if i == reg.me_slot() {
@@ -746,11 +761,20 @@ impl Guard<'_> {
             if p.state.load(Relaxed) != PROC_LIVE {
                 continue;
             }
-            let path = shm::proc_lock_path(&reg.ns, i, p.nonce.load(Relaxed));
-            if !shm::proc_alive(&path) {
+            let nonce = p.nonce.load(Relaxed);
+            let path = shm::proc_lock_path(&reg.ns, i, nonce);
+            if !shm::proc_alive(&mut self.local.peer_locks, (i, nonce), &path) {
                 self.reclaim_proc(i);
                 let _ = std::fs::remove_file(&path);
+                self.local.peer_locks.remove(&(i, nonce));
             }
+        }
+        // Forget descriptors of processes others reclaimed (or that detached).
+        if !self.local.peer_locks.is_empty() {
+            self.local.peer_locks.retain(|&(i, nonce), _| {
+                let p = reg.proc(i);
+                p.state.load(Relaxed) == PROC_LIVE && p.nonce.load(Relaxed) == nonce
+            });
         }
     }
 

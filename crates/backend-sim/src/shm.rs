@@ -118,12 +118,21 @@ pub(crate) fn create_proc_lock(path: &str) -> Result<OwnedFd> {
 /// Whether the process that locked `path` is still alive: the kernel drops an `flock` when its
 /// holder dies, so a lock we can take means a dead holder. A missing file means the holder died
 /// before creating it (or a reclaimer removed it part way): dead too.
-pub(crate) fn proc_alive(path: &str) -> bool {
-    let fd = match rustix::fs::open(path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()) {
-        Ok(fd) => fd,
-        Err(_) => return false,
+pub(crate) fn proc_alive<K: std::hash::Hash + Eq>(
+    cache: &mut std::collections::HashMap<K, OwnedFd>,
+    key: K,
+    path: &str,
+) -> bool {
+    let fd = match cache.entry(key) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(v) => {
+            match rustix::fs::open(path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()) {
+                Ok(fd) => v.insert(fd),
+                Err(_) => return false,
+            }
+        }
     };
-    match flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+    match flock(&*fd, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => false,
         Err(Errno::WOULDBLOCK) => true,
         // Anything else: we cannot prove it dead, and reclaiming a live process would harm it.

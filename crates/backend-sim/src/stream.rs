@@ -35,6 +35,9 @@ pub(crate) enum Task {
 pub(crate) const GRACE: Duration = Duration::from_millis(1);
 /// How long the worker keeps ticking after the stream's last activity.
 pub(crate) const LINGER: Duration = Duration::from_millis(20);
+/// The longest tick while another thread runs the queue: a waiter blocked for a second must
+/// cost next to no CPU (SEMANTICS §4), so the tick backs off to this.
+pub(crate) const MAX_TICK: Duration = Duration::from_millis(50);
 
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 enum Worker {
@@ -61,6 +64,8 @@ struct State {
     /// The worker must run the queue now (async synchronize, a synchronize that gave up).
     urgent: bool,
     shutdown: bool,
+    /// When the running thread started (a long wait makes the worker tick ever more rarely).
+    busy_since: Option<Instant>,
     /// When the task at the queue's head became claimable.
     pending_since: Option<Instant>,
     last_activity: Option<Instant>,
@@ -187,7 +192,14 @@ impl StreamCore {
             let active = st
                 .last_activity
                 .is_some_and(|t| now.saturating_duration_since(t) < LINGER);
-            if active || st.busy {
+            if st.busy {
+                // Back off while a long wait runs elsewhere; stay quick while rounds are short.
+                let running = st
+                    .busy_since
+                    .map_or(GRACE, |t| now.saturating_duration_since(t));
+                st.worker = Worker::Ticking;
+                st = self.tick(st, running.clamp(GRACE, MAX_TICK));
+            } else if active {
                 st.worker = Worker::Ticking;
                 st = self.tick(st, GRACE);
             } else {
@@ -212,6 +224,7 @@ impl StreamCore {
         stop: Option<(u64, Option<Instant>)>,
     ) -> (MutexGuard<'a, State>, bool) {
         st.busy = true;
+        st.busy_since = Some(Instant::now());
         let mut interrupted = false;
         loop {
             if stop.is_some_and(|(target, _)| st.finished >= target) {
@@ -275,10 +288,14 @@ impl StreamCore {
         if st.queue.is_empty() {
             st.pending_since = None;
         } else {
-            // What is left is claimable again: by a synchronizer, else the worker after GRACE.
+            // What is left is claimable again: by a synchronizer, else the worker after GRACE,
+            // which may be in a long tick or asleep, so wake it.
             st.pending_since = Some(Instant::now());
             if st.sync_waiters > 0 {
                 self.done.notify_all();
+            }
+            if matches!(st.worker, Worker::Ticking | Worker::Asleep) {
+                self.work.notify_one();
             }
         }
         (st, interrupted)

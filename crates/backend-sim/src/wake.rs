@@ -9,8 +9,9 @@
 //! waiter sees the flag set). `futex_wait` re-checks the flag in the kernel, so a wake that
 //! arrives between the check and the sleep is not lost either.
 //!
-//! Before sleeping, a waiter spins for a few microseconds, unless the last recorder ran on the
-//! waiter's own CPU: there spinning would only delay the recorder it is waiting for.
+//! Before sleeping, a waiter spins for a few microseconds. If the last recorder ran on the
+//! waiter's own CPU, spinning would only delay the recorder it is waiting for, so it yields the
+//! CPU for that time instead.
 
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::{Duration, Instant};
@@ -38,10 +39,9 @@ fn cpu_tag() -> u32 {
 /// R1: sets the flag; wakes sleepers only if there are any (no system call otherwise).
 #[inline]
 pub(crate) fn record(slot: &NotifySlot) {
-    let cpu = cpu_tag();
-    if slot.recorder_cpu.load(Relaxed) != cpu {
-        slot.recorder_cpu.store(cpu, Relaxed);
-    }
+    // A plain store, not load-then-store: the line is the one the waiter polls, and a load
+    // would pull it over in shared state first, only for the flag store to pull it again.
+    slot.recorder_cpu.store(cpu_tag(), Relaxed);
     slot.flag.store(1, SeqCst);
     if slot.waiters.load(SeqCst) != 0 {
         let _ = futex::wake(&slot.flag, futex::Flags::empty(), i32::MAX as u32);
@@ -65,7 +65,9 @@ pub(crate) fn wait(slot: &NotifySlot, deadline: Option<Instant>) -> bool {
         return true;
     }
     if slot.recorder_cpu.load(Relaxed) != cpu_tag() {
-        let start = Instant::now();
+        // The recorder runs elsewhere: spin on the cache line, reading the clock only once the
+        // flag has not come within the first 64 spins (a peer that answers quickly).
+        let mut start = None;
         let mut spins = 0u32;
         loop {
             std::hint::spin_loop();
@@ -73,7 +75,20 @@ pub(crate) fn wait(slot: &NotifySlot, deadline: Option<Instant>) -> bool {
                 return true;
             }
             spins += 1;
-            if spins % 64 == 0 && start.elapsed() >= SPIN_BUDGET {
+            if spins % 64 == 0 && start.get_or_insert_with(Instant::now).elapsed() >= SPIN_BUDGET {
+                break;
+            }
+        }
+    } else {
+        // The recorder shares our CPU: spinning would only keep it from running. Yield to it
+        // instead; if it records meanwhile, neither side makes a futex call.
+        let start = Instant::now();
+        loop {
+            rustix::thread::sched_yield();
+            if try_consume(slot) {
+                return true;
+            }
+            if start.elapsed() >= SPIN_BUDGET {
                 break;
             }
         }
