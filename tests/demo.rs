@@ -40,10 +40,7 @@ fn run_demo(envs: &[(&str, &str)], expect_backend: &str) {
         "aclrtNotifySetImportPid",
         "aclrtWaitAndResetNotify",
     ] {
-        assert!(
-            stdout.contains(step),
-            "A never did {step}:\n{stdout}"
-        );
+        assert!(stdout.contains(step), "A never did {step}:\n{stdout}");
     }
     for step in [
         "aclrtDeviceGetBareTgid: ok",

@@ -257,7 +257,14 @@ impl Registry {
                     let _ = shm::unlink_segment(ns);
                     return Err(shm::os_error("sizing the registry", e));
                 }
-                let map = Mapping::new(&fd, layout.total_size)?;
+                let map = match Mapping::new(&fd, layout.total_size) {
+                    Ok(map) => map,
+                    Err(e) => {
+                        unlock(&fd);
+                        let _ = shm::unlink_segment(ns);
+                        return Err(e);
+                    }
+                };
                 init_header(&map, &layout, ns_hash(ns));
                 let reg = Self {
                     ns: ns.to_owned(),
@@ -271,21 +278,43 @@ impl Registry {
                 unlock(&reg.fd);
                 return Ok(Some(reg));
             }
-            let size = shm::segment_size(&fd)?;
+            let (size, links) = shm::segment_stat(&fd)?;
             if size == 0 {
-                // Its creator has not sized it yet (or died before it could).
+                // Its creator has not sized it yet, or died before it could.
                 unlock(&fd);
                 if started.elapsed() > ATTACH_PATIENCE {
-                    return Err(corrupted(ns, "the segment was never initialised"));
+                    if create.is_none() || shm::any_live_lock_file(ns) {
+                        return Err(corrupted(ns, "the segment was never initialised"));
+                    }
+                    // Its creator died before sizing it, and no live process uses the
+                    // namespace: nothing can be lost by starting afresh.
+                    let _ = shm::unlink_segment(ns);
                 }
                 std::thread::sleep(ATTACH_RETRY);
                 continue;
             }
-            let map = Mapping::new(&fd, size)?;
-            let state = map.header().state.load(Relaxed);
+            let map = Mapping::new(&fd, size).map_err(|e| corrupted(ns, e.reason()))?;
+            let header = map.header();
+            let state = header.state.load(Relaxed);
             if state == STATE_REMOVED {
-                // The last process detached and unlinked it while we were opening it: start over.
                 unlock(&fd);
+                if links == 0 {
+                    // The last process detached and unlinked it while we were opening it.
+                    continue;
+                }
+                // `detach` marks and unlinks under the lock we hold, so a linked segment marked
+                // removed was scribbled on, or its last process died in between.
+                return Err(corrupted(ns, "it is marked removed but still exists"));
+            }
+            if header.magic.load(Relaxed) == 0
+                && state == 0
+                && create.is_some()
+                && never_attached(&map)
+            {
+                // Its creator died between sizing and writing the header (it holds the lock
+                // meanwhile, and we hold it now). Nobody can have attached: start afresh.
+                unlock(&fd);
+                let _ = shm::unlink_segment(ns);
                 continue;
             }
             let layout = match validate_header(&map, ns, size) {
@@ -720,6 +749,17 @@ impl Registry {
         Ok(snap)
     }
 
+    /// One bit per live process slot.
+    fn live_mask(&self) -> [u64; MAX_PROCS / 64] {
+        let mut mask = [0u64; MAX_PROCS / 64];
+        for i in 0..MAX_PROCS {
+            if self.proc(i).state.load(Relaxed) == PROC_LIVE {
+                mask[i / 64] |= 1 << (i % 64);
+            }
+        }
+        mask
+    }
+
     fn high_water(&self, device: u32) -> u32 {
         self.map.header().high_water[device as usize]
             .load(Relaxed)
@@ -782,6 +822,10 @@ impl Guard<'_> {
     /// reclaimer that dies half way leaves work the next one finishes.
     fn reclaim_proc(&self, i: usize) {
         let reg = self.reg;
+        // Holders that count: live processes other than `i`. Bits of free process slots (a
+        // scribble, or a holder killed half way through `drop_holder`) keep nothing alive (R14).
+        let mut live = reg.live_mask();
+        live[i / 64] &= !(1 << (i % 64));
         for device in 0..reg.layout.devices {
             for index in 0..reg.high_water(device) {
                 let s = reg.slot(device, index);
@@ -790,13 +834,14 @@ impl Guard<'_> {
                 }
                 if s.creator_proc.load(Relaxed) as usize == i {
                     // R9: a dead creator has destroyed its handle: revoke, and forget it, so a
-                    // process that reuses slot `i` is not taken for the creator.
+                    // process that reuses slot `i` is not taken for the creator. Only the
+                    // creator waits (R4), so a waiter count left by its death is stale.
                     s.export.store(EXPORT_REVOKED, Relaxed);
                     s.creator_proc.store(u32::MAX, Relaxed);
+                    s.waiters.store(0, Relaxed);
                 }
-                if s.holders[i / 64].load(Relaxed) & (1 << (i % 64)) != 0 {
-                    self.drop_holder(device, index, s, i);
-                }
+                s.holders[i / 64].fetch_and(!(1 << (i % 64)), Relaxed);
+                self.free_if_unheld(device, index, s, &live);
             }
         }
         reg.proc(i).state.store(PROC_FREE, Relaxed);
@@ -804,20 +849,48 @@ impl Guard<'_> {
 
     fn drop_holder(&self, device: u32, index: u32, s: &NotifySlot, proc: usize) {
         s.holders[proc / 64].fetch_and(!(1 << (proc % 64)), Relaxed);
-        if s.holders.iter().all(|w| w.load(Relaxed) == 0) {
+        self.free_if_unheld(device, index, s, &self.reg.live_mask());
+    }
+
+    /// R8: frees the slot once no live process holds it.
+    fn free_if_unheld(
+        &self,
+        device: u32,
+        index: u32,
+        s: &NotifySlot,
+        live: &[u64; MAX_PROCS / 64],
+    ) {
+        if s.holders
+            .iter()
+            .zip(live)
+            .all(|(w, l)| w.load(Relaxed) & l == 0)
+        {
             s.state.store(SLOT_FREE, Relaxed);
+            for w in &s.holders {
+                w.store(0, Relaxed);
+            }
             s.generation
                 .store(s.generation.load(Relaxed).wrapping_add(1), Relaxed);
             s.export.store(EXPORT_NONE, Relaxed);
             s.whitelist_len.store(0, Relaxed);
             s.secret.store(0, Relaxed);
             s.flag.store(0, Relaxed);
+            s.waiters.store(0, Relaxed);
             let hint = &self.reg.map.header().free_hint[device as usize];
             if hint.load(Relaxed) > index {
                 hint.store(index, Relaxed);
             }
         }
     }
+}
+
+/// Whether no process ever registered in this segment (all process slots zero).
+fn never_attached(map: &Mapping) -> bool {
+    let procs_offset = Layout::new(1, 1).procs_offset;
+    (0..MAX_PROCS).all(|i| {
+        map.proc_slot(procs_offset, i)
+            .is_some_and(|p| p.state.load(Relaxed) == 0 && p.nonce.load(Relaxed) == 0)
+    })
 }
 
 fn init_header(map: &Mapping, layout: &Layout, hash: u64) {

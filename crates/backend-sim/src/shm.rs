@@ -92,6 +92,20 @@ pub(crate) fn remove_lock_files(ns: &str) -> usize {
         .count()
 }
 
+/// Whether any process still holds a liveness lock of the namespace: then its segment, however
+/// damaged, is in use and must not be replaced.
+pub(crate) fn any_live_lock_file(ns: &str) -> bool {
+    let prefix = file_prefix(ns);
+    let Ok(dir) = std::fs::read_dir(SHM_DIR) else {
+        return true;
+    };
+    let mut cache = std::collections::HashMap::new();
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&prefix) && n[prefix.len()..].starts_with("proc"))
+        .any(|n| proc_alive(&mut cache, (), &format!("{SHM_DIR}/{n}")))
+}
+
 /// Takes an exclusive `flock`, retrying on `EINTR`.
 pub(crate) fn flock(fd: impl AsFd, op: FlockOperation) -> rustix::io::Result<()> {
     loop {
@@ -140,10 +154,15 @@ pub(crate) fn proc_alive<K: std::hash::Hash + Eq>(
     }
 }
 
-/// The size of the segment behind `fd`.
-pub(crate) fn segment_size(fd: &OwnedFd) -> Result<u64> {
+/// The size of the segment behind `fd`, and its link count (0 once unlinked).
+pub(crate) fn segment_stat(fd: &OwnedFd) -> Result<(u64, u64)> {
     rustix::fs::fstat(fd)
-        .map(|st| st.st_size as u64)
+        // `nlink_t` is u64 on x86_64 but u32 elsewhere.
+        .map(|st| {
+            #[allow(clippy::useless_conversion)]
+            let links = u64::from(st.st_nlink);
+            (st.st_size as u64, links)
+        })
         .map_err(|e| os_error("fstat on the registry", e))
 }
 

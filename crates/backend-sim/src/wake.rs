@@ -21,6 +21,11 @@ use rustix::thread::futex;
 
 use crate::layout::NotifySlot;
 
+/// The longest single futex sleep. A record always wakes a counted sleeper at once; the cap
+/// only bounds how long a corrupted `waiters` count (R14) can delay a wake-up, at the price of
+/// one wake-up a second for a waiter blocked longer.
+const MAX_SLEEP: Duration = Duration::from_secs(1);
+
 /// How long a waiter spins before it sleeps.
 const SPIN_BUDGET: Duration = Duration::from_micros(20);
 
@@ -98,18 +103,23 @@ pub(crate) fn wait(slot: &NotifySlot, deadline: Option<Instant>) -> bool {
         if try_consume(slot) {
             break true;
         }
-        let timeout = match deadline {
-            None => None,
+        let left = match deadline {
+            None => MAX_SLEEP,
             Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => Some(left),
+                Some(left) if !left.is_zero() => left.min(MAX_SLEEP),
                 _ => break false,
             },
         };
-        let ts = timeout.map(|d| rustix::fs::Timespec {
-            tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
-            tv_nsec: i64::from(d.subsec_nanos()),
-        });
-        match futex::wait(&slot.flag, futex::Flags::empty(), 0, ts.as_ref()) {
+        let ts = futex::Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: i64::from(left.subsec_nanos()),
+        };
+        if slot.waiters.load(Relaxed) == 0 {
+            // Someone scribbled our count away (R14): count ourselves again, or no record
+            // would ever wake us.
+            slot.waiters.fetch_add(1, SeqCst);
+        }
+        match futex::wait(&slot.flag, futex::Flags::empty(), 0, Some(&ts)) {
             // Woken, value changed, interrupted, or timed out: re-check the flag and the deadline.
             Ok(()) | Err(Errno::AGAIN | Errno::INTR | Errno::TIMEDOUT) => {}
             // Anything else means the futex word is unusable; fall back to a polite yield rather
@@ -117,6 +127,9 @@ pub(crate) fn wait(slot: &NotifySlot, deadline: Option<Instant>) -> bool {
             Err(_) => std::thread::yield_now(),
         }
     };
-    slot.waiters.fetch_sub(1, SeqCst);
+    // Saturating: a count scribbled to zero must not wrap to "4 billion waiters".
+    let _ = slot
+        .waiters
+        .fetch_update(SeqCst, SeqCst, |w| Some(w.saturating_sub(1)));
     consumed
 }
