@@ -152,6 +152,60 @@ fn cites_rule(text: &str) -> bool {
 struct Rows {
     count: usize,
     failures: Vec<String>,
+    /// A bystander notify no row touches, and how the registry showed it before the rows:
+    /// after every row it must look exactly the same (R14: bad input harms nothing else).
+    witness: Option<Witness>,
+}
+
+struct Witness {
+    namespace: String,
+    device: u32,
+    id: u32,
+    seen: String,
+}
+
+impl Witness {
+    /// Creates, exports and records a notify on device 3 from a thread of its own, so that the
+    /// table's thread keeps no current device.
+    fn new() -> Self {
+        let namespace = std::env::var(ENV_NAMESPACE).expect("the table runs in a namespace");
+        let (device, id) = std::thread::spawn(|| {
+            let mut n = std::ptr::null_mut();
+            let mut id = 0u32;
+            assert_eq!(aclrtSetDevice(3), SUCCESS);
+            assert_eq!(c::create_notify(Some(&mut n), 0), SUCCESS);
+            assert_eq!(c::export(n, Some(&mut [0u8; 65]), 0x2), SUCCESS);
+            assert_eq!(aclrtRecordNotify(n, std::ptr::null_mut()), SUCCESS);
+            assert_eq!(aclrtSynchronizeStream(std::ptr::null_mut()), SUCCESS);
+            assert_eq!(c::notify_id(n, Some(&mut id)), SUCCESS);
+            (3, id)
+        })
+        .join()
+        .expect("creating the witness");
+        let mut w = Self {
+            namespace,
+            device,
+            id,
+            seen: String::new(),
+        };
+        w.seen = w.look();
+        assert!(
+            w.seen.contains("flag: true"),
+            "the witness is recorded: {}",
+            w.seen
+        );
+        w
+    }
+
+    fn look(&self) -> String {
+        let snap = backend_sim::inspect(&self.namespace)
+            .expect("inspect")
+            .expect("the namespace exists");
+        snap.notifies
+            .iter()
+            .find(|n| n.device == self.device && n.id == self.id)
+            .map_or_else(|| "gone".to_owned(), |n| format!("{n:?}"))
+    }
 }
 
 impl Rows {
@@ -186,6 +240,16 @@ impl Rows {
                         problems.push("reading the message changed it".into());
                     }
                 }
+            }
+        }
+        if name.contains("aclFinalize") {
+            // Finalizing releases every handle of the process, the witness's too.
+            self.witness = None;
+        }
+        if let Some(w) = &self.witness {
+            let now = w.look();
+            if now != w.seen {
+                problems.push(format!("the bystander notify changed: {} -> {now}", w.seen));
             }
         }
         let msg = after.1.unwrap_or_default();
@@ -320,6 +384,7 @@ fn table() {
         c::device_count(Some(&mut count))
     });
     assert_eq!(count, 4, "ScopedNamespace makes 4 devices");
+    t.witness = Some(Witness::new());
 
     // --- step 2: NULL pointers (before the context and everything after) ---------------------
     t.row("create(NULL)", INVALID_PARAM, || c::create_notify(None, 0));
