@@ -68,7 +68,7 @@ pub(super) fn hex_encode(text: &str) -> String {
 
 /// The inverse of [`hex_encode`]; `None` for odd lengths, non-hex digits or non-UTF-8.
 pub(super) fn hex_decode(hex: &str) -> Option<String> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     let bytes = (0..hex.len())
