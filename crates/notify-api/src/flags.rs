@@ -21,6 +21,10 @@ macro_rules! checked_flags {
 
             /// Checks raw bits from the C API.
             ///
+            /// # Behavior
+            /// - R15: flag bits are checked in the "bad argument" step; an unknown bit is
+            ///   refused, never dropped.
+            ///
             /// # Errors
             /// `RT_PARAM_INVALID` (107000) when a bit outside the CANN values is set.
             pub fn from_raw(bits: u64) -> Result<Self> {

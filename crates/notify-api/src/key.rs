@@ -28,6 +28,10 @@ fn invalid(reason: String) -> Error {
 impl ExportKey {
     /// Validates `text` as a key.
     ///
+    /// # Behavior
+    /// - R5: a key is 1..=64 printable ASCII characters; this is the only check, what the key
+    ///   refers to is the backend's business (R7).
+    ///
     /// # Errors
     /// `RT_PARAM_INVALID` (107000) when it is empty, longer than 64 characters, or holds a byte
     /// outside printable ASCII (R7: a malformed key).
@@ -65,6 +69,9 @@ impl ExportKey {
 
     /// Writes the key, NUL-terminated, into a caller's buffer (`aclrtNotifyGetExportKey`).
     ///
+    /// # Behavior
+    /// - R5: the buffer must hold [`EXPORT_KEY_LEN`] bytes; nothing is written otherwise.
+    ///
     /// # Errors
     /// `RT_PARAM_INVALID` (107000) when `buf` is shorter than [`EXPORT_KEY_LEN`] (R5), even if
     /// this particular key would fit: the contract is about the buffer, not the key.
@@ -81,6 +88,9 @@ impl ExportKey {
 
     /// Reads a key from a C buffer: the bytes up to the first NUL, which must come within the
     /// first [`EXPORT_KEY_LEN`] bytes. Bytes after the NUL are ignored.
+    ///
+    /// # Behavior
+    /// - R7: a key not NUL-terminated within 65 bytes, or not printable, is malformed (107000).
     ///
     /// # Errors
     /// `RT_PARAM_INVALID` (107000) when there is no NUL in the first 65 bytes, or the text before
