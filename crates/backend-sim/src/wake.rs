@@ -80,7 +80,9 @@ pub(crate) fn wait(slot: &NotifySlot, deadline: Option<Instant>) -> bool {
                 return true;
             }
             spins += 1;
-            if spins.is_multiple_of(64) && start.get_or_insert_with(Instant::now).elapsed() >= SPIN_BUDGET {
+            if spins.is_multiple_of(64)
+                && start.get_or_insert_with(Instant::now).elapsed() >= SPIN_BUDGET
+            {
                 break;
             }
         }
