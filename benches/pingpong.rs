@@ -8,11 +8,14 @@
 //!     shared mapping: the system-call floor;
 //!   - `spin_cross_process`: busy-waiting on shared cache lines: the hardware floor;
 //!   - `eventfd_cross_process`: two eventfds, blocking `read`/`write`;
-//!   - `iceoryx2_event`: the `iceoryx2` event service (ipc).
+//!   - `iceoryx2_event`: the `iceoryx2` event service (ipc);
+//!   - `ffi_cross_process`, `ffi_same_cpu`: the same ping-pong as `sim_*`, but through the C ABI:
+//!     `backend-ascend` driving the `libascendcl.so` that `ascendcl-sim` builds.
 //!
 //!   `*_cross_process` pins the two processes to two different CPUs (when there are two),
 //!   `*_same_cpu` pins both to the first allowed CPU.
-//! - `record/sim_no_waiter`: a record that nobody waits for, on an idle stream.
+//! - `record/sim_no_waiter`, `record/ffi_no_waiter`: a record that nobody waits for, on an idle
+//!   stream (through the Rust API, and through the C ABI).
 //! - `import/live_1`, `import/live_8191`: one import + destroy of a notify exported by a helper
 //!   process, when the device holds 1 or 8191 live notifies.
 //!
@@ -21,17 +24,29 @@
 //!
 //! Child processes are this binary re-executed with `PINGPONG_ROLE` set; they exit when the
 //! parent tells them to, or when their stdin closes (the parent died).
+//!
+//! # The `ffi_*` ids
+//! `aclInit` is process-wide and reads its namespace from `ASCEND_NOTIFY_SIM_NAMESPACE`, so
+//! every process that loads the C library is a child started with that variable set: both sides
+//! of `pingpong/ffi_*` (the driving side times its rounds itself and reports them to the bench
+//! process) and the recorder of `record/ffi_no_waiter`. The library is
+//! `target/<profile>/libascendcl.so`, next to this binary's `deps/` directory. `cargo bench`
+//! does not build it (the root package does not depend on the cdylib), so before the first
+//! `ffi_*` id the bench runs `cargo build --profile <profile> -p ascendcl-sim` itself, with the
+//! `cargo` that built it (`env!("CARGO")`): a no-op when it is up to date, and never a stale
+//! library measured after a change to `ascendcl-sim`.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::Ordering::{Acquire, Release, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use backend_ascend::{AscendBackend, AscendNotify, AscendStream};
 use backend_sim::testing::ScopedNamespace;
 use backend_sim::{SimBackend, SimNotify, SimStream};
 use criterion::measurement::WallTime;
@@ -48,6 +63,8 @@ const ENV_FD: &str = "PINGPONG_FD";
 const ENV_FD2: &str = "PINGPONG_FD2";
 const ENV_COUNT: &str = "PINGPONG_COUNT";
 const ENV_SERVICE: &str = "PINGPONG_SERVICE";
+/// The `libascendcl.so` an `ffi_*` child loads.
+const ENV_LIB: &str = "PINGPONG_LIB";
 
 /// The value of the ping word (or eventfd increment) that tells a raw child to exit.
 const STOP: u32 = u32::MAX;
@@ -257,6 +274,9 @@ fn run_child(role: &str) {
         "iceoryx2" => iceoryx2_child(),
         "holder" => holder_child(),
         "idle" => idle_child(),
+        "ffi_driver" => ffi_driver_child(),
+        "ffi_peer" => ffi_peer_child(),
+        "ffi_record" => ffi_record_child(),
         other => panic!("unknown role {other:?}"),
     }
 }
@@ -269,6 +289,14 @@ fn run_child(role: &str) {
 trait PingPong {
     /// One round trip: wake the child, wait for its answer.
     fn round(&mut self);
+    /// `iters` round trips, and how long they took.
+    fn timed(&mut self, iters: u64) -> Duration {
+        let start = Instant::now();
+        for _ in 0..iters {
+            self.round();
+        }
+        start.elapsed()
+    }
     /// Stops the child and cleans up.
     fn stop(self);
 }
@@ -300,19 +328,13 @@ fn bench_pingpong<P: PingPong>(
             pin(place.parent);
             let mut p = (setup.take().expect("set up once"))(place.child);
             // A few rounds so that lazily started threads exist (and inherit the pinning).
-            for _ in 0..100 {
-                p.round();
-            }
+            p.timed(100);
             unpin(place.parent);
             p
         });
         b.iter_custom(|iters| {
             pin(place.parent);
-            let start = Instant::now();
-            for _ in 0..iters {
-                p.round();
-            }
-            let elapsed = start.elapsed();
+            let elapsed = p.timed(iters);
             unpin(place.parent);
             elapsed / 2
         });
@@ -341,6 +363,12 @@ fn pingpong_benches(c: &mut Criterion) {
     bench_pingpong(&mut g, "sim_same_cpu", same_cpu(), SimPair::start);
     bench_pingpong(&mut g, "futex_same_cpu", same_cpu(), |cpu| {
         RawPair::start(cpu, false)
+    });
+    bench_pingpong(&mut g, "ffi_cross_process", cross_cpu(), |cpu| {
+        FfiPair::start(cross_cpu().parent, cpu)
+    });
+    bench_pingpong(&mut g, "ffi_same_cpu", same_cpu(), |cpu| {
+        FfiPair::start(same_cpu().parent, cpu)
     });
     g.finish();
 }
@@ -455,6 +483,259 @@ fn sim_child() {
         n2.record(&s).expect("record n2");
     }
     drop((n2, n1, s, b));
+}
+
+// ---------------------------------------------------------------------------------------------
+// ffi: the same ping-pong through the C ABI (backend-ascend over ascendcl-sim's libascendcl.so)
+// ---------------------------------------------------------------------------------------------
+
+/// `target/<profile>/libascendcl.so`, built (or found up to date) once per bench run.
+fn ffi_library() -> &'static Path {
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let exe = std::env::current_exe().expect("current_exe");
+        // The bench binary is target/<profile>/deps/pingpong-<hash>.
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("the bench binary lives in target/<profile>/deps");
+        let profile = match dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev".to_owned(),
+            Some(name) => name.to_owned(),
+        };
+        // `cargo bench` builds the root package's dependencies as rlibs only, never the
+        // workspace's cdylib: build it here. Up to date, this is a no-op of well under a second.
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--quiet",
+                "--profile",
+                &profile,
+                "-p",
+                "ascendcl-sim",
+            ])
+            .arg("--manifest-path")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+            .stdin(Stdio::null())
+            .status()
+            .expect("running cargo to build ascendcl-sim");
+        assert!(
+            status.success(),
+            "`cargo build --profile {profile} -p ascendcl-sim` failed: {status}"
+        );
+        let lib = dir.join("libascendcl.so");
+        assert!(
+            lib.exists(),
+            "{} is missing after building ascendcl-sim (a --target build? build it there with \
+             `cargo build --release -p ascendcl-sim`)",
+            lib.display()
+        );
+        lib
+    })
+}
+
+/// The environment of an `ffi_*` child: its namespace (read by `aclInit`) and the library.
+fn ffi_env(ns: &ScopedNamespace) -> Vec<(String, String)> {
+    let lib = ffi_library()
+        .to_str()
+        .expect("a UTF-8 target path")
+        .to_owned();
+    [ns.env(), vec![(ENV_LIB.into(), lib)]].concat()
+}
+
+/// In an `ffi_*` child: loads the library and calls `aclInit` (namespace from the environment).
+fn ffi_backend() -> AscendBackend {
+    let lib = std::env::var(ENV_LIB).expect("PINGPONG_LIB not set");
+    let b = AscendBackend::builder()
+        .library_path(lib)
+        .build()
+        .expect("loading libascendcl.so and aclInit");
+    assert_eq!(
+        b.kind(),
+        notify_api::BackendKind::Ascend,
+        "the C ABI, not the Rust API"
+    );
+    b
+}
+
+/// In an `ffi_*` child: answers `run N` with the nanoseconds `work(N)` took, until `stop`.
+/// Exits the process if the parent goes away.
+fn serve_timed(mut work: impl FnMut(u64)) {
+    loop {
+        let Some(line) = hear() else {
+            std::process::exit(3);
+        };
+        if line == "stop" {
+            return;
+        }
+        let iters: u64 = line
+            .strip_prefix("run ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+        let start = Instant::now();
+        work(iters);
+        say(&start.elapsed().as_nanos().to_string());
+    }
+}
+
+/// Asks a `serve_timed` child for `iters` rounds and returns the time it measured.
+fn timed_in(child: &mut ChildProc, iters: u64) -> Duration {
+    child.send(&format!("run {iters}"));
+    let ns: u64 = child.recv().parse().expect("nanoseconds from the child");
+    Duration::from_nanos(ns)
+}
+
+/// The same two notifies as [`SimPair`], but both sides are child processes that go through
+/// the C ABI: the driver (on the parent's CPU) records `n1` and waits on `n2`, timing its own
+/// rounds; the peer waits on `n1` and records `n2`. The bench process only relays keys and
+/// round counts.
+struct FfiPair {
+    driver: ChildProc,
+    peer: ChildProc,
+    ns: ScopedNamespace,
+}
+
+impl FfiPair {
+    fn start(driver_cpu: Option<usize>, peer_cpu: Option<usize>) -> Self {
+        let ns = ScopedNamespace::new("pingpong-ffi");
+        let env = ffi_env(&ns);
+        let mut driver = ChildProc::spawn("ffi_driver", driver_cpu, &env);
+        let key2 = driver.recv();
+        let mut peer = ChildProc::spawn("ffi_peer", peer_cpu, &env);
+        peer.send(&key2);
+        let key1 = peer.recv();
+        peer.expect("ready");
+        driver.send(&key1);
+        driver.expect("ready");
+        Self { driver, peer, ns }
+    }
+}
+
+impl PingPong for FfiPair {
+    fn round(&mut self) {
+        self.timed(1);
+    }
+
+    fn timed(&mut self, iters: u64) -> Duration {
+        timed_in(&mut self.driver, iters)
+    }
+
+    fn stop(self) {
+        let Self {
+            mut driver,
+            mut peer,
+            ns,
+        } = self;
+        peer.send("stop");
+        peer.expect("stopping");
+        // The driver records n1 once more, which lets the peer see the stop, and exits.
+        driver.send("stop");
+        driver.finish();
+        peer.finish();
+        drop(ns);
+    }
+}
+
+/// One process of an `ffi_*` pair, after the key exchange.
+struct FfiSide {
+    /// Recorded by this side.
+    record: AscendNotify,
+    /// Created and waited on by this side.
+    wait: AscendNotify,
+    stream: AscendStream,
+    backend: AscendBackend,
+}
+
+impl FfiSide {
+    fn round_driver(&self) {
+        self.record.record(&self.stream).expect("record");
+        self.wait.wait_and_reset(&self.stream, 0).expect("wait");
+        self.stream.synchronize().expect("synchronize");
+    }
+
+    fn close(self) {
+        let Self {
+            record,
+            wait,
+            stream,
+            backend,
+        } = self;
+        // Handles before the backend; the last one out calls aclFinalize.
+        drop((record, wait, stream, backend));
+    }
+}
+
+fn ffi_driver_child() {
+    let b = ffi_backend();
+    b.set_device(DeviceId(0)).expect("set_device");
+    let n2 = b.create_notify(NotifyFlags::DEFAULT).expect("create n2");
+    let key2 = n2
+        .export(ExportFlags::DISABLE_PID_VALIDATION)
+        .expect("export n2");
+    say(key2.as_str());
+    let key1: ExportKey = hear().expect("key from the peer").parse().expect("a key");
+    let n1 = b
+        .import_notify(&key1, ImportFlags::ENABLE_PEER_ACCESS)
+        .expect("import n1");
+    let stream = b.create_stream().expect("create stream");
+    let side = FfiSide {
+        record: n1,
+        wait: n2,
+        stream,
+        backend: b,
+    };
+    say("ready");
+    serve_timed(|iters| {
+        for _ in 0..iters {
+            side.round_driver();
+        }
+    });
+    // The peer has seen "stop" and is blocked on n1: one last record releases it.
+    side.record.record(&side.stream).expect("record n1");
+    side.stream.synchronize().expect("synchronize");
+    side.close();
+}
+
+fn ffi_peer_child() {
+    let b = ffi_backend();
+    b.set_device(DeviceId(1)).expect("set_device");
+    let n1 = b.create_notify(NotifyFlags::DEFAULT).expect("create n1");
+    let key1 = n1
+        .export(ExportFlags::DISABLE_PID_VALIDATION)
+        .expect("export n1");
+    let key2: ExportKey = hear().expect("key from the driver").parse().expect("a key");
+    let n2 = b
+        .import_notify(&key2, ImportFlags::ENABLE_PEER_ACCESS)
+        .expect("import n2");
+    say(key1.as_str());
+    let stream = b.create_stream().expect("create stream");
+    let side = FfiSide {
+        record: n2,
+        wait: n1,
+        stream,
+        backend: b,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || match hear().as_deref() {
+            Some("stop") => {
+                stop.store(true, SeqCst);
+                say("stopping");
+            }
+            _ => std::process::exit(3),
+        });
+    }
+    say("ready");
+    loop {
+        side.wait.wait_and_reset(&side.stream, 0).expect("wait n1");
+        side.stream.synchronize().expect("synchronize");
+        if stop.load(SeqCst) {
+            break;
+        }
+        side.record.record(&side.stream).expect("record n2");
+    }
+    side.close();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -865,7 +1146,39 @@ fn record_benches(c: &mut Criterion) {
         drop((n, s, backend));
         drop(ns);
     }
+    // The same through the C ABI, in a child that loads libascendcl.so and times itself.
+    let mut state: Option<(ChildProc, ScopedNamespace)> = None;
+    g.bench_function("ffi_no_waiter", |b| {
+        let (child, _) = state.get_or_insert_with(|| {
+            mark_ran("record", "ffi_no_waiter");
+            let ns = ScopedNamespace::new("record-ffi");
+            let mut child = ChildProc::spawn("ffi_record", None, &ffi_env(&ns));
+            child.expect("ready");
+            (child, ns)
+        });
+        b.iter_custom(|iters| timed_in(child, iters));
+    });
+    if let Some((mut child, ns)) = state {
+        child.send("stop");
+        child.finish();
+        drop(ns);
+    }
     g.finish();
+}
+
+fn ffi_record_child() {
+    let b = ffi_backend();
+    b.set_device(DeviceId(0)).expect("set_device");
+    let n = b.create_notify(NotifyFlags::DEFAULT).expect("create");
+    let s = b.create_stream().expect("stream");
+    say("ready");
+    serve_timed(|iters| {
+        for _ in 0..iters {
+            n.record(&s).expect("record");
+        }
+    });
+    s.synchronize().expect("synchronize");
+    drop((n, s, b));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1045,7 +1358,10 @@ const IDS: &[&str] = &[
     "pingpong/iceoryx2_event",
     "pingpong/sim_same_cpu",
     "pingpong/futex_same_cpu",
+    "pingpong/ffi_cross_process",
+    "pingpong/ffi_same_cpu",
     "record/sim_no_waiter",
+    "record/ffi_no_waiter",
     "import/live_1",
     "import/live_8191",
 ];
@@ -1076,7 +1392,37 @@ const RATIOS: &[(&str, &str, f64, &str)] = &[
         1.2,
         "<= 1.2",
     ),
+    (
+        "pingpong/ffi_cross_process",
+        "pingpong/spin_cross_process",
+        5.0,
+        "<= 5",
+    ),
+    (
+        "pingpong/ffi_cross_process",
+        "pingpong/futex_cross_process",
+        1.0,
+        "< 1",
+    ),
+    (
+        "pingpong/ffi_cross_process",
+        "pingpong/iceoryx2_event",
+        1.0,
+        "< 1",
+    ),
+    (
+        "pingpong/ffi_same_cpu",
+        "pingpong/futex_same_cpu",
+        1.2,
+        "<= 1.2",
+    ),
     ("import/live_8191", "import/live_1", 1.2, "<= 1.2"),
+];
+
+/// Absolute targets in ns: (id, bound); the target is `< bound`.
+const ABSOLUTE: &[(&str, f64)] = &[
+    ("record/sim_no_waiter", 50.0),
+    ("record/ffi_no_waiter", 50.0),
 ];
 
 fn fmt_ns(ns: f64) -> String {
@@ -1121,13 +1467,16 @@ fn summary() {
             _ => println!("{name:<62} {:>8}  {target:<7} -", "-"),
         }
     }
-    if let Some(m) = median("record/sim_no_waiter") {
-        println!(
-            "{:<62} {:>8}  {:<7} {}",
-            "record/sim_no_waiter (ns)",
-            format!("{m:.1}"),
-            "< 50",
-            if m < 50.0 { "met" } else { "MISSED" }
-        );
+    for (id, bound) in ABSOLUTE {
+        let name = format!("{id} (ns)");
+        let target = format!("< {bound}");
+        match median(id) {
+            Some(m) => println!(
+                "{name:<62} {:>8}  {target:<7} {}",
+                format!("{m:.1}"),
+                if m < *bound { "met" } else { "MISSED" }
+            ),
+            None => println!("{name:<62} {:>8}  {target:<7} -", "-"),
+        }
     }
 }

@@ -18,7 +18,10 @@ IDS = [
     "pingpong/iceoryx2_event",
     "pingpong/sim_same_cpu",
     "pingpong/futex_same_cpu",
+    "pingpong/ffi_cross_process",
+    "pingpong/ffi_same_cpu",
     "record/sim_no_waiter",
+    "record/ffi_no_waiter",
     "import/live_1",
     "import/live_8191",
 ]
@@ -29,11 +32,18 @@ RATIOS = [
     ("pingpong/sim_cross_process", "pingpong/futex_cross_process", "<", 1.0),
     ("pingpong/sim_cross_process", "pingpong/iceoryx2_event", "<", 1.0),
     ("pingpong/sim_same_cpu", "pingpong/futex_same_cpu", "<=", 1.2),
+    ("pingpong/ffi_cross_process", "pingpong/spin_cross_process", "<=", 5.0),
+    ("pingpong/ffi_cross_process", "pingpong/futex_cross_process", "<", 1.0),
+    ("pingpong/ffi_cross_process", "pingpong/iceoryx2_event", "<", 1.0),
+    ("pingpong/ffi_same_cpu", "pingpong/futex_same_cpu", "<=", 1.2),
     ("import/live_8191", "import/live_1", "<=", 1.2),
 ]
 
 # (id, operator, bound in ns)
-ABSOLUTE = [("record/sim_no_waiter", "<", 50.0)]
+ABSOLUTE = [
+    ("record/sim_no_waiter", "<", 50.0),
+    ("record/ffi_no_waiter", "<", 50.0),
+]
 
 
 def criterion_dir() -> Path:

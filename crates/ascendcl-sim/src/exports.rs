@@ -20,7 +20,7 @@ use notify_api::{
 
 use crate::boundary::{boundary, last_error_ptr};
 use crate::ptr::{ArrayIn, KeyIn, KeyOut, Out};
-use crate::runtime;
+use crate::{cache, runtime};
 
 /// `aclError`: 0 is `ACL_SUCCESS`, anything else a code of `SEMANTICS.md` §2.
 pub type aclError = i32;
@@ -149,10 +149,12 @@ pub extern "C" fn aclrtDestroyStream(stream: aclrtStream) -> aclError {
     boundary("aclrtDestroyStream", || {
         let rt = runtime::get()?;
         handle_not_null(stream, "stream")?;
-        let stream = rt.streams.remove(stream)?;
-        // If another thread is inside a call with this stream, it ends the stream when it
-        // returns; the handle is dead for everyone already.
-        Arc::into_inner(stream).map_or(Ok(()), Stream::destroy)
+        let removed = rt.streams.remove(stream)?;
+        // The handle is dead for everyone already; no thread's cache keeps the stream after this.
+        cache::forget_stream(stream);
+        // If another thread is inside a call with this stream (a synchronize), it ends the
+        // stream when it returns.
+        Arc::into_inner(removed).map_or(Ok(()), Stream::destroy)
     })
 }
 
@@ -164,8 +166,8 @@ pub extern "C" fn aclrtDestroyStream(stream: aclrtStream) -> aclError {
 #[unsafe(no_mangle)]
 pub extern "C" fn aclrtSynchronizeStream(stream: aclrtStream) -> aclError {
     boundary("aclrtSynchronizeStream", || {
-        let rt = runtime::get()?;
-        let stream = rt.stream(stream)?;
+        // Our own reference, so that the blocking part runs without the thread's cache locked.
+        let stream = cache::with(|hot| hot.stream(stream).cloned())?;
         stream.synchronize()
     })
 }
@@ -178,8 +180,7 @@ pub extern "C" fn aclrtSynchronizeStream(stream: aclrtStream) -> aclError {
 #[unsafe(no_mangle)]
 pub extern "C" fn aclrtSynchronizeStreamWithTimeout(stream: aclrtStream, timeout: i32) -> aclError {
     boundary("aclrtSynchronizeStreamWithTimeout", || {
-        let rt = runtime::get()?;
-        let stream = rt.stream(stream)?;
+        let stream = cache::with(|hot| hot.stream(stream).cloned())?;
         let timeout = match timeout {
             -1 => None,
             ms if ms >= 0 => Some(Duration::from_millis(ms as u64)),
@@ -281,10 +282,13 @@ pub extern "C" fn aclrtDestroyNotify(notify: aclrtNotify) -> aclError {
     boundary("aclrtDestroyNotify", || {
         let rt = runtime::get()?;
         handle_not_null(notify, "notify")?;
-        let notify = rt.notifies.remove(notify)?;
-        // Another thread still inside a call with this handle drops the last `Arc` when it
-        // returns, which destroys it then.
-        Arc::into_inner(notify).map_or(Ok(()), Notify::destroy)
+        let removed = rt.notifies.remove(notify)?;
+        // The handle is dead for everyone already; this waits for a record or wait in progress
+        // with it in another thread, after which no thread's cache keeps it.
+        cache::forget_notify(notify);
+        // Another thread still inside a (non-cached) call with this handle drops the last `Arc`
+        // when it returns, which destroys it then.
+        Arc::into_inner(removed).map_or(Ok(()), Notify::destroy)
     })
 }
 
@@ -296,13 +300,13 @@ pub extern "C" fn aclrtDestroyNotify(notify: aclrtNotify) -> aclError {
 #[unsafe(no_mangle)]
 pub extern "C" fn aclrtRecordNotify(notify: aclrtNotify, stream: aclrtStream) -> aclError {
     boundary("aclrtRecordNotify", || {
-        let rt = runtime::get()?;
-        handle_not_null(notify, "notify")?;
-        let current = rt.current_device()?;
-        let notify = rt.notifies.get(notify)?;
-        let stream = rt.stream(stream)?;
-        rt.check_stream_device(&stream, current)?;
-        notify.record(&stream)
+        cache::with(|hot| {
+            handle_not_null(notify, "notify")?;
+            let (notify, stream) = hot.enqueue_args(notify, stream)?;
+            // Checks the context (107002) and the stream's device (107003) itself, in that order
+            // (`Notify::record`), with the texts of our own checks.
+            notify.record(stream)
+        })
     })
 }
 
@@ -320,13 +324,14 @@ pub extern "C" fn aclrtWaitAndResetNotify(
     timeout: u32,
 ) -> aclError {
     boundary("aclrtWaitAndResetNotify", || {
-        let rt = runtime::get()?;
-        handle_not_null(notify, "notify")?;
-        let current = rt.current_device()?;
-        let notify = rt.notifies.get(notify)?;
-        let stream = rt.stream(stream)?;
-        rt.check_stream_device(&stream, current)?;
-        notify.wait_and_reset(&stream, timeout)
+        cache::with(|hot| {
+            handle_not_null(notify, "notify")?;
+            let (notify, stream) = hot.enqueue_args(notify, stream)?;
+            // Context (107002), stream device (107003), then R4 (107000), in that order
+            // (`Notify::wait_and_reset`). It only enqueues (R2): it never blocks, and so never
+            // holds this thread's cache locked for long.
+            notify.wait_and_reset(stream, timeout)
+        })
     })
 }
 

@@ -23,9 +23,14 @@
 //!
 //! Decoding a token is arithmetic on an integer followed by a bounds-checked table lookup: no
 //! value a caller passes is ever dereferenced, so garbage can only produce 107017.
+//!
+//! Each table also counts its removals ([`Table::generation`]): the per-thread caches of the hot
+//! calls (`cache`) remember the count a handle was looked up at, and use the handle again without
+//! a lookup only while no handle of the table has been removed or closed since.
 
 use std::collections::VecDeque;
 use std::ffi::c_void;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use notify_api::{Result, err};
@@ -126,6 +131,9 @@ struct Inner<T> {
 pub(crate) struct Table<T> {
     tag: u32,
     kind: Kind,
+    /// Bumped (under `inner`'s lock, `SeqCst`) by every `remove` and by `close`: a value looked
+    /// up at generation `g` is still live while the generation is `g` (see `cache`).
+    generation: AtomicU64,
     inner: Mutex<Inner<T>>,
 }
 
@@ -134,6 +142,7 @@ impl<T> Table<T> {
         Self {
             tag,
             kind,
+            generation: AtomicU64::new(0),
             inner: Mutex::new(Inner {
                 slots: Vec::new(),
                 free: VecDeque::new(),
@@ -193,14 +202,28 @@ impl<T> Table<T> {
 
     /// The object behind `handle` (a live token of this table), or 107017.
     pub(crate) fn get(&self, handle: *mut c_void) -> Result<Arc<T>> {
+        self.get_at(handle).map(|(value, _)| value)
+    }
+
+    /// As [`Table::get`], with the table's generation at the lookup: the handle stays live at
+    /// least as long as [`Table::generation`] still returns it.
+    pub(crate) fn get_at(&self, handle: *mut c_void) -> Result<(Arc<T>, u64)> {
         let inner = self.lock();
         let index = self.locate(&inner, handle)?;
-        Ok(Arc::clone(
+        let value = Arc::clone(
             inner.slots[index]
                 .value
                 .as_ref()
                 .expect("locate returns live slots only"),
-        ))
+        );
+        // Read under the lock that every bump is made under: no removal lies between the lookup
+        // and this value.
+        Ok((value, self.generation.load(Ordering::SeqCst)))
+    }
+
+    /// How many removals (and closes) this table has seen.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// Kills `handle` and returns its object; 107017 if it is not a live token of this table.
@@ -211,6 +234,7 @@ impl<T> Table<T> {
         let value = slot.value.take().expect("locate returns live slots only");
         slot.generation = (slot.generation.wrapping_add(1)) & GEN_MASK as u16;
         inner.free.push_back(index as u32);
+        self.generation.fetch_add(1, Ordering::SeqCst);
         Ok(value)
     }
 
@@ -219,6 +243,7 @@ impl<T> Table<T> {
         let mut inner = self.lock();
         inner.closed = true;
         inner.free.clear();
+        self.generation.fetch_add(1, Ordering::SeqCst);
         let values = inner.slots.iter_mut().filter_map(|s| s.value.take());
         values.collect()
     }
@@ -321,6 +346,21 @@ mod tests {
         assert_ne!(again, first);
         assert_eq!(table.get(first).unwrap_err().code().raw(), 107_017);
         assert_eq!(*table.get(again).unwrap(), 99);
+    }
+
+    #[test]
+    fn removals_and_close_bump_the_generation() {
+        let table: Table<u8> = Table::new(5, Kind::Notify);
+        let a = table.insert(1).unwrap();
+        let b = table.insert(2).unwrap();
+        let (_, g) = table.get_at(a).unwrap();
+        assert_eq!(g, table.generation(), "inserts and lookups leave it");
+        assert!(table.remove(to_handle(raw(a) + 100)).is_err());
+        assert_eq!(g, table.generation(), "a failed remove leaves it");
+        table.remove(b).unwrap();
+        assert_eq!(table.generation(), g + 1);
+        table.close();
+        assert_eq!(table.generation(), g + 2);
     }
 
     #[test]

@@ -15,6 +15,9 @@
 //!   pointer: it is looked up in a per-process table and never dereferenced, so any value a
 //!   caller passes is either a live handle of this process or `ACL_ERROR_RT_INVALID_HANDLE`.
 //! - `runtime`: the process-wide state between `aclInit` and `aclFinalize`.
+//! - `cache`: the fast path of the hot calls (record, wait, synchronize): a per-thread cache of
+//!   the session and of the last handles used, which destroy and finalize empty before they
+//!   return.
 //!
 //! # Order of checks (R15)
 //! Every export checks, in this order, only the steps that apply to it: not initialized
@@ -32,7 +35,10 @@
 compile_error!("ascendcl-sim encodes handles as 64-bit tokens and needs 64-bit pointers");
 
 mod boundary;
+mod cache;
 pub mod exports;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handles;
 mod ptr;
 mod runtime;

@@ -1,12 +1,16 @@
 //! The process-wide state between `aclInit` and `aclFinalize`.
+//!
+//! Most calls take the session with [`get`] (a read lock and an `Arc` clone). The hot calls
+//! (record, wait, synchronize) go through `cache` instead, which keeps the session in a per-thread
+//! cache checked against [`epoch`]; `aclFinalize` empties every such cache before it returns.
 
-use std::ffi::c_void;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use backend_sim::{SimBackend, SimNotify, SimStream};
-use notify_api::{Backend, Result, Stream, err};
+use notify_api::{Backend, Result, err};
 
+use crate::cache;
 use crate::handles::{Kind, Table};
 
 /// One `aclInit` session: the attached simulator and the handles C holds.
@@ -18,6 +22,8 @@ pub(crate) struct Runtime {
     pub(crate) notifies: Table<SimNotify>,
     pub(crate) streams: Table<SimStream>,
     pub(crate) backend: SimBackend,
+    /// The value of [`epoch`] while this session is the current one.
+    pub(crate) epoch: u64,
 }
 
 /// The current session. Calls clone the `Arc` and release the lock at once, so a long call
@@ -27,6 +33,20 @@ static RUNTIME: RwLock<Option<Arc<Runtime>>> = RwLock::new(None);
 
 /// The previous session's tag, so a new session never reuses it.
 static LAST_TAG: AtomicU32 = AtomicU32::new(0);
+
+/// Bumped by every `aclInit` and every `aclFinalize` (under the write lock of [`RUNTIME`]): a
+/// session cached by a thread is still the current one iff its `epoch` equals this.
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// Serializes `aclInit` and `aclFinalize` (never taken by the other calls), so that a new session
+/// never starts while a finalize is still emptying the per-thread caches.
+static LIFECYCLE: Mutex<()> = Mutex::new(());
+
+/// The current session's epoch (see [`EPOCH`]).
+#[inline]
+pub(crate) fn epoch() -> u64 {
+    EPOCH.load(Ordering::SeqCst)
+}
 
 /// The current session, or 100001 (R15: the first check of every call).
 pub(crate) fn get() -> Result<Arc<Runtime>> {
@@ -44,6 +64,7 @@ pub(crate) fn get() -> Result<Arc<Runtime>> {
 
 /// `aclInit`: attaches this process to the simulator namespace named by the environment.
 pub(crate) fn init() -> Result<()> {
+    let _lifecycle = LIFECYCLE.lock().unwrap_or_else(PoisonError::into_inner);
     let mut slot = RUNTIME.write().unwrap_or_else(PoisonError::into_inner);
     if slot.is_some() {
         return Err(err!(
@@ -53,10 +74,12 @@ pub(crate) fn init() -> Result<()> {
     }
     let tag = fresh_tag()?;
     let backend = SimBackend::from_env()?;
+    let epoch = EPOCH.fetch_add(1, Ordering::SeqCst) + 1;
     *slot = Some(Arc::new(Runtime {
         notifies: Table::new(tag, Kind::Notify),
         streams: Table::new(tag, Kind::Stream),
         backend,
+        epoch,
     }));
     Ok(())
 }
@@ -64,15 +87,27 @@ pub(crate) fn init() -> Result<()> {
 /// `aclFinalize`: kills every handle of the session and drops what this process holds; the
 /// backend detaches when the last in-flight call (if any) returns.
 pub(crate) fn finalize() -> Result<()> {
-    let rt = RUNTIME
-        .write()
-        .unwrap_or_else(PoisonError::into_inner)
-        .take()
-        .ok_or_else(|| err!(UNINITIALIZE, "R15: aclFinalize without a matching aclInit"))?;
+    let _lifecycle = LIFECYCLE.lock().unwrap_or_else(PoisonError::into_inner);
+    let rt = {
+        let mut slot = RUNTIME.write().unwrap_or_else(PoisonError::into_inner);
+        let rt = slot
+            .take()
+            .ok_or_else(|| err!(UNINITIALIZE, "R15: aclFinalize without a matching aclInit"))?;
+        // From here on no thread takes this session from a cache (its epoch is stale) nor from
+        // `RUNTIME` (it is gone).
+        EPOCH.fetch_add(1, Ordering::SeqCst);
+        rt
+    };
+    // Empty every thread's cache (waiting for a hot call in progress, which is short: none of
+    // them blocks while it holds its cache), so the caches keep nothing of this session alive.
+    let cached = cache::purge_all();
     // Notifies first (each destroy revokes or releases its reference, R8), then streams (their
     // workers finish what is queued, R2), then the backend with the `Arc`.
+    drop(cached.notifies);
     drop(rt.notifies.close());
+    drop(cached.streams);
     drop(rt.streams.close());
+    drop(cached.runtimes);
     drop(rt);
     Ok(())
 }
@@ -89,49 +124,10 @@ fn fresh_tag() -> Result<u32> {
     }
 }
 
-/// A stream argument resolved: a handle of the table, or the device's default stream (NULL).
-#[derive(Debug)]
-pub(crate) enum StreamArg {
-    Handle(Arc<SimStream>),
-    Default(SimStream),
-}
-
-impl std::ops::Deref for StreamArg {
-    type Target = SimStream;
-
-    fn deref(&self) -> &SimStream {
-        match self {
-            Self::Handle(s) => s,
-            Self::Default(s) => s,
-        }
-    }
-}
-
 impl Runtime {
     /// R13: this thread's current device, or 107002.
     pub(crate) fn current_device(&self) -> Result<i32> {
         self.backend.current_device().map(|d| d.0)
-    }
-
-    /// A stream handle, or for NULL the current device's default stream (107002 without one).
-    pub(crate) fn stream(&self, stream: *mut c_void) -> Result<StreamArg> {
-        if stream.is_null() {
-            self.backend.default_stream().map(StreamArg::Default)
-        } else {
-            self.streams.get(stream).map(StreamArg::Handle)
-        }
-    }
-
-    /// R13: an enqueue must use a stream of the current device (107003).
-    pub(crate) fn check_stream_device(&self, stream: &SimStream, current: i32) -> Result<()> {
-        let device = stream.device().0;
-        if device != current {
-            return Err(err!(
-                RT_STREAM_CONTEXT,
-                "R13: the stream belongs to device {device}, the current device is {current}"
-            ));
-        }
-        Ok(())
     }
 
     /// R12: IPC calls are refused in a virtualization instance (207000).

@@ -1,0 +1,77 @@
+//! Replays the checked-in corpus of the `registry_attach` fuzz target
+//! (`fuzz/corpus/registry_attach/`, see docs/FUZZING.md) through the same body the fuzzer runs,
+//! `backend_sim::fuzzing::registry_attach`: every input must attach or be refused with 507000,
+//! never panic or hang (R14).
+
+use std::path::PathBuf;
+
+use backend_sim::fuzzing;
+
+fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../fuzz/corpus/{target}"));
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("the corpus directory {} is missing: {e}", dir.display()));
+    let mut files: Vec<(String, Vec<u8>)> = entries
+        .map(|e| e.expect("reading the corpus directory").path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let bytes = std::fs::read(&p).expect("reading a corpus file");
+            (p.file_name().unwrap().to_string_lossy().into_owned(), bytes)
+        })
+        .collect();
+    files.sort();
+    assert!(
+        !files.is_empty(),
+        "the corpus directory {} is empty",
+        dir.display()
+    );
+    files
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "a non-string panic".into())
+}
+
+#[test]
+fn fuzz_corpus_replay() {
+    let files = corpus("registry_attach");
+    let mut failures = Vec::new();
+    let (mut attached, mut refused) = (0, 0);
+    for (name, bytes) in &files {
+        match std::panic::catch_unwind(|| fuzzing::registry_attach(bytes)) {
+            Ok(fuzzing::Outcome::Attached) => attached += 1,
+            Ok(fuzzing::Outcome::Refused) => refused += 1,
+            Err(p) => failures.push(format!("{name}: {}", panic_text(p.as_ref()))),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} corpus inputs failed:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n")
+    );
+    println!(
+        "replayed {} inputs of fuzz/corpus/registry_attach: {attached} attached, {refused} refused",
+        files.len()
+    );
+    assert!(
+        attached > 0 && refused > 0,
+        "the corpus should reach both sides of the header check"
+    );
+}
+
+/// Writes the hand-made seeds into the corpus directory (run once; the files are checked in).
+#[test]
+#[ignore = "regenerates fuzz/corpus/registry_attach/seed-*"]
+fn write_fuzz_seeds() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/registry_attach");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, bytes) in fuzzing::seeds() {
+        std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+    }
+}
