@@ -13,7 +13,7 @@
 use ascend_notify::{Backend, Notify, Result, Stream};
 #[cfg(test)]
 use ascend_notify::{
-    DeviceId, ExportFlags, ExportKey, ImportFlags, NotifyFlags, Runtime,
+    BackendKind, DeviceId, ExportFlags, ExportKey, ImportFlags, NotifyFlags, Runtime,
     notify_api::conformance::{Peer, PeerLink},
     testing::{RoleSpawner, ScopedNamespace, StdioLink, child_role},
 };
@@ -70,7 +70,7 @@ pub fn producer<B: Backend>(
 #[cfg(test)]
 fn producer_role() -> Result<()> {
     let mut link = StdioLink;
-    let rt = Runtime::builder().build()?;
+    let rt = Runtime::builder().backend(BackendKind::Sim).build()?;
     rt.set_device(DeviceId(1))?;
     let ack = rt.create_notify(NotifyFlags::DEFAULT)?;
     link.send(ack.export(ExportFlags::DISABLE_PID_VALIDATION)?.as_str());
@@ -116,7 +116,13 @@ mod property {
         #[test]
         fn every_round_is_delivered_once(rounds in 1u32..12, pause_us in 0u64..300, work_us in 0u64..300) {
             let ns = ScopedNamespace::new("downstream");
-            let rt = Runtime::builder().namespace(ns.name()).build().unwrap();
+            // Tests name the simulator explicitly: with the `ascend` feature also on, the
+            // automatic choice would take any libascendcl.so it can load.
+            let rt = Runtime::builder()
+                .backend(BackendKind::Sim)
+                .namespace(ns.name())
+                .build()
+                .unwrap();
             rt.set_device(DeviceId(0)).unwrap();
             let ready = rt.create_notify(NotifyFlags::DEFAULT).unwrap();
             let ready_key = ready.export(ExportFlags::DISABLE_PID_VALIDATION).unwrap();
