@@ -79,88 +79,17 @@ fn run_check(name: &str) {
     );
 }
 
+/// One `#[test]` per check, from the suite's own list (`for_each_*_check!`).
 macro_rules! checks {
-    ($list:ident: $($name:ident),* $(,)?) => {
+    ($($name:ident),* $(,)?) => {
         $(
             #[test]
             fn $name() {
                 run_check(stringify!($name));
             }
         )*
-        const $list: &[&str] = &[$(stringify!($name)),*];
     };
 }
 
-checks!(
-    SINGLE: r1_record_before_wait_not_lost,
-    r1_records_merge,
-    r1_one_record_releases_one_wait,
-    r1_batch_reset,
-    r2_enqueue_is_asynchronous,
-    r2_stream_order,
-    r2_synchronize_reports_failure_once,
-    r2_synchronize_timeout_gives_up_tasks_keep_running,
-    r2_synchronize_async,
-    r2_enqueue_never_fails_when_busy,
-    r2_default_stream,
-    r2_destroyed_stream_finishes_tasks,
-    r3_wait_timeout_reported_at_sync,
-    r3_timeout_leaves_flag_and_stream_goes_on,
-    r3_zero_timeout_waits_forever,
-    r4_wait_on_other_device_stream,
-    r5_export_once,
-    r5_key_format,
-    r5_key_never_resolves_to_reused_slot,
-    r6_whitelist_before_export,
-    r6_whitelist_on_disable_export,
-    r6_whitelist_cap_64_all_or_nothing,
-    r6_whitelist_cumulative_and_idempotent,
-    r7_import_malformed_key,
-    r7_import_unknown_key,
-    r7_import_own_notify,
-    r7_peer_access_calls,
-    r8_creator_destroy_revokes_key,
-    r8_pending_task_keeps_reference,
-    r10_notify_ids_unique,
-    r11_capacity,
-    r13_contexts,
-    r14_failed_calls_change_nothing,
-    r15_order_of_checks
-);
-checks!(
-    MULTI: r1_cross_process_record_wakes_wait,
-    r1_cross_process_records_merge,
-    r1_batch_reset_by_importer,
-    r4_importer_cannot_wait,
-    r5_export_only_by_creator,
-    r6_whitelist_by_bare_tgid,
-    r6_whitelist_only_by_creator,
-    r6_disable_pid_validation_any_process,
-    r7_import_not_whitelisted,
-    r7_whitelist_checked_at_import,
-    r7_peer_access,
-    r8_creator_destroy_revokes_key_importers_keep_working,
-    r8_slot_freed_after_last_reference,
-    r9_exit_holding_reference_is_released,
-    r9_killed_holder_is_reclaimed,
-    r9_dead_creator_notify_freed_with_last_importer,
-    r9_death_never_records,
-    r10_importer_sees_creator_id,
-    r14_peer_bad_input_and_death_harm_nothing,
-    r15_order_of_checks_across_processes
-);
-
-/// Every published check has a test here: a check added to notify-api and not here fails.
-#[test]
-fn every_published_check_runs() {
-    let single: Vec<&str> = conformance::single_checks::<AscendBackend>()
-        .iter()
-        .map(|(n, _)| *n)
-        .collect();
-    let multi: Vec<&str> = conformance::multi_checks::<AscendBackend>()
-        .iter()
-        .map(|(n, _)| *n)
-        .collect();
-    assert_eq!(single, SINGLE);
-    assert_eq!(multi, MULTI);
-}
+notify_api::for_each_single_check!(checks);
+notify_api::for_each_multi_check!(checks);

@@ -425,6 +425,22 @@ impl Drop for SimStream {
     }
 }
 
+impl SimBackend {
+    /// The user's handle to a notify this process just took a reference on (R8).
+    fn handle(&self, slot: SlotRef, creator: bool) -> SimNotify {
+        SimNotify {
+            shared: Arc::clone(&self.shared),
+            inner: Arc::new(NotifyRef {
+                reg: Arc::clone(&self.shared.reg),
+                slot,
+                released: Default::default(),
+            }),
+            creator,
+            alive: true,
+        }
+    }
+}
+
 impl Backend for SimBackend {
     type Stream = SimStream;
     type Notify = SimNotify;
@@ -527,16 +543,7 @@ impl Backend for SimBackend {
     fn create_notify(&self, flags: NotifyFlags) -> Result<SimNotify> {
         let device = self.shared.current()?;
         let slot = self.shared.reg.create(device as u32, flags)?;
-        Ok(SimNotify {
-            shared: Arc::clone(&self.shared),
-            inner: Arc::new(NotifyRef {
-                reg: Arc::clone(&self.shared.reg),
-                slot,
-                released: Default::default(),
-            }),
-            creator: true,
-            alive: true,
-        })
+        Ok(self.handle(slot, true))
     }
 
     fn import_notify(&self, key: &ExportKey, flags: ImportFlags) -> Result<SimNotify> {
@@ -549,16 +556,7 @@ impl Backend for SimBackend {
         if enable && slot.device as i32 != current {
             self.shared.enable_peer(current, slot.device as i32);
         }
-        Ok(SimNotify {
-            shared: Arc::clone(&self.shared),
-            inner: Arc::new(NotifyRef {
-                reg: Arc::clone(&self.shared.reg),
-                slot,
-                released: Default::default(),
-            }),
-            creator: false,
-            alive: true,
-        })
+        Ok(self.handle(slot, false))
     }
 
     fn batch_reset(&self, notifies: &[&SimNotify]) -> Result<()> {

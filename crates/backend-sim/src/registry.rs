@@ -266,15 +266,7 @@ impl Registry {
                     }
                 };
                 init_header(&map, &layout, ns_hash(ns));
-                let reg = Self {
-                    ns: ns.to_owned(),
-                    hash: ns_hash(ns),
-                    fd,
-                    map,
-                    layout,
-                    me: None,
-                    local: Mutex::default(),
-                };
+                let reg = Self::unattached(ns, fd, map, layout);
                 unlock(&reg.fd);
                 return Ok(Some(reg));
             }
@@ -324,17 +316,22 @@ impl Registry {
                     return Err(e);
                 }
             };
-            let reg = Self {
-                ns: ns.to_owned(),
-                hash: ns_hash(ns),
-                fd,
-                map,
-                layout,
-                me: None,
-                local: Mutex::default(),
-            };
+            let reg = Self::unattached(ns, fd, map, layout);
             unlock(&reg.fd);
             return Ok(Some(reg));
+        }
+    }
+
+    /// A validated mapping, not yet registered as a process (the inspector stays so).
+    fn unattached(ns: &str, fd: OwnedFd, map: Mapping, layout: Layout) -> Self {
+        Self {
+            ns: ns.to_owned(),
+            hash: ns_hash(ns),
+            fd,
+            map,
+            layout,
+            me: None,
+            local: Mutex::default(),
         }
     }
 

@@ -34,11 +34,90 @@ use crate::{
     ImportFlags, Notify, NotifyFlags, Pid, Result, Stream, WHITELIST_MAX,
 };
 
-/// Builds a `Vec<(name, fn)>` from function names, so that a name can never drift from its
-/// function.
-macro_rules! checks {
-    ($ty:ty; $($name:ident),* $(,)?) => {
-        vec![$((stringify!($name), $name::<B> as $ty)),*]
+/// Build the `Vec<(name, fn)>` of [`single_checks`] and [`multi_checks`] from the lists below,
+/// so that a name can never drift from its function.
+macro_rules! single_vec {
+    ($($name:ident),* $(,)?) => {
+        vec![$((stringify!($name), $name::<B> as SingleCheck<B>)),*]
+    };
+}
+macro_rules! multi_vec {
+    ($($name:ident),* $(,)?) => {
+        vec![$((stringify!($name), $name::<B> as MultiCheck<B>)),*]
+    };
+}
+
+/// Calls `$m! { r1_record_before_wait_not_lost, ... }` with the name of every single-process
+/// check: the one list that [`single_checks`] and every backend's test file are built from,
+/// so that a test crate can give each check a `#[test]` of its own and never miss one.
+#[macro_export]
+macro_rules! for_each_single_check {
+    ($m:ident) => {
+        $m! {
+            r1_record_before_wait_not_lost,
+            r1_records_merge,
+            r1_one_record_releases_one_wait,
+            r1_batch_reset,
+            r2_enqueue_is_asynchronous,
+            r2_stream_order,
+            r2_synchronize_reports_failure_once,
+            r2_synchronize_timeout_gives_up_tasks_keep_running,
+            r2_synchronize_async,
+            r2_enqueue_never_fails_when_busy,
+            r2_default_stream,
+            r2_destroyed_stream_finishes_tasks,
+            r3_wait_timeout_reported_at_sync,
+            r3_timeout_leaves_flag_and_stream_goes_on,
+            r3_zero_timeout_waits_forever,
+            r4_wait_on_other_device_stream,
+            r5_export_once,
+            r5_key_format,
+            r5_key_never_resolves_to_reused_slot,
+            r6_whitelist_before_export,
+            r6_whitelist_on_disable_export,
+            r6_whitelist_cap_64_all_or_nothing,
+            r6_whitelist_cumulative_and_idempotent,
+            r7_import_malformed_key,
+            r7_import_unknown_key,
+            r7_import_own_notify,
+            r7_peer_access_calls,
+            r8_creator_destroy_revokes_key,
+            r8_pending_task_keeps_reference,
+            r10_notify_ids_unique,
+            r11_capacity,
+            r13_contexts,
+            r14_failed_calls_change_nothing,
+            r15_order_of_checks,
+        }
+    };
+}
+
+/// Like [`for_each_single_check!`], for the checks that need a second process.
+#[macro_export]
+macro_rules! for_each_multi_check {
+    ($m:ident) => {
+        $m! {
+            r1_cross_process_record_wakes_wait,
+            r1_cross_process_records_merge,
+            r1_batch_reset_by_importer,
+            r4_importer_cannot_wait,
+            r5_export_only_by_creator,
+            r6_whitelist_by_bare_tgid,
+            r6_whitelist_only_by_creator,
+            r6_disable_pid_validation_any_process,
+            r7_import_not_whitelisted,
+            r7_whitelist_checked_at_import,
+            r7_peer_access,
+            r8_creator_destroy_revokes_key_importers_keep_working,
+            r8_slot_freed_after_last_reference,
+            r9_exit_holding_reference_is_released,
+            r9_killed_holder_is_reclaimed,
+            r9_dead_creator_notify_freed_with_last_importer,
+            r9_death_never_records,
+            r10_importer_sees_creator_id,
+            r14_peer_bad_input_and_death_harm_nothing,
+            r15_order_of_checks_across_processes,
+        }
     };
 }
 
@@ -46,68 +125,12 @@ macro_rules! checks {
 ///
 /// Excluded: [`r12_virtualized`], which needs a backend in virtualization mode.
 pub fn single_checks<B: Backend>() -> Vec<(&'static str, SingleCheck<B>)> {
-    checks![SingleCheck<B>;
-        r1_record_before_wait_not_lost,
-        r1_records_merge,
-        r1_one_record_releases_one_wait,
-        r1_batch_reset,
-        r2_enqueue_is_asynchronous,
-        r2_stream_order,
-        r2_synchronize_reports_failure_once,
-        r2_synchronize_timeout_gives_up_tasks_keep_running,
-        r2_synchronize_async,
-        r2_enqueue_never_fails_when_busy,
-        r2_default_stream,
-        r2_destroyed_stream_finishes_tasks,
-        r3_wait_timeout_reported_at_sync,
-        r3_timeout_leaves_flag_and_stream_goes_on,
-        r3_zero_timeout_waits_forever,
-        r4_wait_on_other_device_stream,
-        r5_export_once,
-        r5_key_format,
-        r5_key_never_resolves_to_reused_slot,
-        r6_whitelist_before_export,
-        r6_whitelist_on_disable_export,
-        r6_whitelist_cap_64_all_or_nothing,
-        r6_whitelist_cumulative_and_idempotent,
-        r7_import_malformed_key,
-        r7_import_unknown_key,
-        r7_import_own_notify,
-        r7_peer_access_calls,
-        r8_creator_destroy_revokes_key,
-        r8_pending_task_keeps_reference,
-        r10_notify_ids_unique,
-        r11_capacity,
-        r13_contexts,
-        r14_failed_calls_change_nothing,
-        r15_order_of_checks,
-    ]
+    crate::for_each_single_check!(single_vec)
 }
 
 /// Every check that needs a second process, with its name.
 pub fn multi_checks<B: Backend>() -> Vec<(&'static str, MultiCheck<B>)> {
-    checks![MultiCheck<B>;
-        r1_cross_process_record_wakes_wait,
-        r1_cross_process_records_merge,
-        r1_batch_reset_by_importer,
-        r4_importer_cannot_wait,
-        r5_export_only_by_creator,
-        r6_whitelist_by_bare_tgid,
-        r6_whitelist_only_by_creator,
-        r6_disable_pid_validation_any_process,
-        r7_import_not_whitelisted,
-        r7_whitelist_checked_at_import,
-        r7_peer_access,
-        r8_creator_destroy_revokes_key_importers_keep_working,
-        r8_slot_freed_after_last_reference,
-        r9_exit_holding_reference_is_released,
-        r9_killed_holder_is_reclaimed,
-        r9_dead_creator_notify_freed_with_last_importer,
-        r9_death_never_records,
-        r10_importer_sees_creator_id,
-        r14_peer_bad_input_and_death_harm_nothing,
-        r15_order_of_checks_across_processes,
-    ]
+    crate::for_each_multi_check!(multi_vec)
 }
 
 // ---------------------------------------------------------------------------------------------
