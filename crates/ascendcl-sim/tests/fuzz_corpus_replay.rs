@@ -5,43 +5,8 @@
 //! `aclInit` state is process-wide, so each corpus runs in a child process of its own (a role of
 //! this test binary, as in `bad_inputs.rs`) whose environment names a `ScopedNamespace`.
 
-use std::path::PathBuf;
-
+use backend_sim::fuzzing::{corpus, corpus_dir, panic_text};
 use backend_sim::testing::{RoleSpawner, ScopedNamespace, child_role};
-
-fn corpus_dir(target: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../fuzz/corpus/{target}"))
-}
-
-/// Every file of a target's corpus, sorted by name; panics if the directory is missing or empty.
-fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = corpus_dir(target);
-    let entries = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("the corpus directory {} is missing: {e}", dir.display()));
-    let mut files: Vec<(String, Vec<u8>)> = entries
-        .map(|e| e.expect("reading the corpus directory").path())
-        .filter(|p| p.is_file())
-        .map(|p| {
-            let bytes = std::fs::read(&p).expect("reading a corpus file");
-            (p.file_name().unwrap().to_string_lossy().into_owned(), bytes)
-        })
-        .collect();
-    files.sort();
-    assert!(
-        !files.is_empty(),
-        "the corpus directory {} is empty",
-        dir.display()
-    );
-    files
-}
-
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_else(|| "a non-string panic".into())
-}
 
 #[test]
 #[ignore = "entry point of spawned child processes"]

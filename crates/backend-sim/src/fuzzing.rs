@@ -585,3 +585,49 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
     add("raw-valid-header-short", [vec![1, 0, 0], header].concat());
     seeds
 }
+
+/// `fuzz/corpus/<target>/` of this workspace.
+pub fn corpus_dir(target: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target)
+}
+
+/// Every file of a fuzz target's checked-in corpus (`fuzz/corpus/<target>/` of this workspace),
+/// sorted by name, for the replay tests; panics if the directory is missing or empty, so a
+/// replay can never pass by reading nothing.
+pub fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = corpus_dir(target);
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("the corpus directory {} is missing: {e}", dir.display()));
+    let mut files: Vec<(String, Vec<u8>)> = entries
+        .map(|e| e.expect("reading the corpus directory").path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let bytes = std::fs::read(&p).expect("reading a corpus file");
+            (
+                p.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+                bytes,
+            )
+        })
+        .collect();
+    files.sort();
+    assert!(
+        !files.is_empty(),
+        "the corpus directory {} is empty",
+        dir.display()
+    );
+    files
+}
+
+/// The message of a caught panic, for replay reports.
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "a non-string panic".into())
+}

@@ -3,38 +3,7 @@
 //! `backend_sim::fuzzing::registry_attach`: every input must attach or be refused with 507000,
 //! never panic or hang (R14).
 
-use std::path::PathBuf;
-
-use backend_sim::fuzzing;
-
-fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../fuzz/corpus/{target}"));
-    let entries = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("the corpus directory {} is missing: {e}", dir.display()));
-    let mut files: Vec<(String, Vec<u8>)> = entries
-        .map(|e| e.expect("reading the corpus directory").path())
-        .filter(|p| p.is_file())
-        .map(|p| {
-            let bytes = std::fs::read(&p).expect("reading a corpus file");
-            (p.file_name().unwrap().to_string_lossy().into_owned(), bytes)
-        })
-        .collect();
-    files.sort();
-    assert!(
-        !files.is_empty(),
-        "the corpus directory {} is empty",
-        dir.display()
-    );
-    files
-}
-
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_else(|| "a non-string panic".into())
-}
+use backend_sim::fuzzing::{self, corpus, corpus_dir, panic_text};
 
 #[test]
 fn fuzz_corpus_replay() {
@@ -69,7 +38,7 @@ fn fuzz_corpus_replay() {
 #[test]
 #[ignore = "regenerates fuzz/corpus/registry_attach/seed-*"]
 fn write_fuzz_seeds() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/registry_attach");
+    let dir = corpus_dir("registry_attach");
     std::fs::create_dir_all(&dir).unwrap();
     for (name, bytes) in fuzzing::seeds() {
         std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();

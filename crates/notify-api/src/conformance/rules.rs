@@ -213,6 +213,17 @@ fn fill<B: Backend>(b: &B, what: &str) -> Vec<B::Notify> {
     }
 }
 
+/// R8/R11: fills device 0, lets the creator destroy `a`, and checks that a create on the full
+/// device then succeeds (no other holder kept the slot); cleans up and ends the check.
+fn creator_destroy_frees_slot<B: Backend>(b: &B, a: B::Notify, what: &str) {
+    let fillers = fill(b, "fill device 0");
+    destroy(a, "creator destroys");
+    let again = ok(b.create_notify(NotifyFlags::DEFAULT), what);
+    destroy(again, "destroy");
+    destroy_all(fillers, "destroy fillers");
+    finish(b, &[0]);
+}
+
 /// Resets `devices` and checks that the thread has no current device any more.
 #[track_caller]
 fn finish<B: Backend>(b: &B, devices: &[i32]) {
@@ -1720,16 +1731,12 @@ pub fn r9_exit_holding_reference_is_released<B: Backend>(b: &B, spawner: &dyn Sp
     ok(a.record(&s), "record");
     ok(a.wait_and_reset(&s, 5), "wait");
     sync_ok(&s, "the notify still works");
-    let fillers = fill(b, "fill device 0");
-    destroy(a, "creator destroys");
-    let again = ok(
-        b.create_notify(NotifyFlags::DEFAULT),
+    drop(s);
+    creator_destroy_frees_slot(
+        b,
+        a,
         "create after the creator destroyed (the departed importer held no reference)",
     );
-    drop(s);
-    destroy(again, "destroy");
-    destroy_all(fillers, "destroy fillers");
-    finish(b, &[0]);
 }
 
 /// R9: an importer that dies abruptly (abort, no cleanup at all) holding a reference is
@@ -1747,16 +1754,12 @@ pub fn r9_killed_holder_is_reclaimed<B: Backend>(b: &B, spawner: &dyn Spawner) {
     ok(a.record(&s), "record after the importer died");
     ok(a.wait_and_reset(&s, 5), "wait");
     sync_ok(&s, "the notify works after an importer died");
-    let fillers = fill(b, "fill device 0");
-    destroy(a, "creator destroys");
-    let again = ok(
-        b.create_notify(NotifyFlags::DEFAULT),
+    drop(s);
+    creator_destroy_frees_slot(
+        b,
+        a,
         "create after the creator destroyed (the dead importer's reference was reclaimed)",
     );
-    drop(s);
-    destroy(again, "destroy");
-    destroy_all(fillers, "destroy fillers");
-    finish(b, &[0]);
 }
 
 /// R9, R8: when the creator dies abruptly, an importer's handle keeps working and keeps the slot;
