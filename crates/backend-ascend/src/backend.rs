@@ -186,6 +186,7 @@ impl AscendBackend {
 }
 
 /// The error for a handle of another library (another session) used here (R10).
+#[cold]
 pub(crate) fn foreign_handle(what: &str) -> notify_api::Error {
     err!(
         RT_INVALID_HANDLE,

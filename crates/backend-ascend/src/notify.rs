@@ -63,6 +63,7 @@ impl AscendNotify {
     }
 
     /// Checks that `stream` comes from the same library as this notify.
+    #[inline]
     fn same_session(&self, stream: &AscendStream) -> Result<()> {
         if Arc::ptr_eq(&self.session, stream.session()) {
             Ok(())
@@ -97,6 +98,7 @@ impl notify_api::Notify for AscendNotify {
         unsafe { result::notify_set_import_pid(&self.session.lib, self.raw, &pids) }
     }
 
+    #[inline]
     fn record(&self, stream: &AscendStream) -> Result<()> {
         self.same_session(stream)?;
         // SAFETY: `raw` is live while `self` is; the stream is NULL or live while it is

@@ -23,11 +23,21 @@ use crate::sys::{ACL_SUCCESS, AclLib, aclError, aclrtNotify, aclrtStream};
 /// On failure the reason is this thread's `aclGetRecentErrMsg()`, read at once (before any other
 /// call can replace it); when that is NULL or empty, a generic text that names `call` and the
 /// code.
+///
+/// Inlined so that a success costs one compare at the call site; reading the message is out of
+/// line (every hot call goes through here, `record` among them).
+#[inline]
 pub fn check(lib: &AclLib, code: aclError, call: &str) -> Result<()> {
     if code == ACL_SUCCESS {
         return Ok(());
     }
-    Err(error_for(code, recent_err_msg(lib), call))
+    Err(failure(lib, code, call))
+}
+
+#[cold]
+#[inline(never)]
+fn failure(lib: &AclLib, code: aclError, call: &str) -> Error {
+    error_for(code, recent_err_msg(lib), call)
 }
 
 /// The error for a failed `call`, given the message text the runtime left (if any).
@@ -294,6 +304,7 @@ pub unsafe fn destroy_notify(lib: &AclLib, notify: aclrtNotify) -> Result<()> {
 ///
 /// # Errors
 /// The runtime's code.
+#[inline]
 pub unsafe fn record_notify(lib: &AclLib, notify: aclrtNotify, stream: aclrtStream) -> Result<()> {
     // SAFETY: the caller guarantees both handles.
     let code = unsafe { (lib.aclrtRecordNotify)(notify, stream) };

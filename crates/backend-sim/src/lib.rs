@@ -34,8 +34,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use notify_api::{
-    Backend, BackendKind, DeviceId, ExportFlags, ExportKey, ImportFlags, NotifyFlags, NotifyId,
-    Pid, Result, err,
+    Backend, BackendKind, DeviceId, Error, ExportFlags, ExportKey, ImportFlags, NotifyFlags,
+    NotifyId, Pid, Result, err,
 };
 
 use registry::{Config, Registry, SimKey, SlotRef};
@@ -185,8 +185,18 @@ impl Drop for Shared {
     }
 }
 
+/// R13: the error of an enqueue or query with no current device.
+#[cold]
+fn no_context() -> Error {
+    err!(
+        RT_CONTEXT_NULL,
+        "R13: no current device in this thread; call set_device first"
+    )
+}
+
 impl Shared {
     /// R13: the calling thread's current device, or 107002.
+    #[inline]
     fn current(&self) -> Result<i32> {
         CURRENT
             .with(|c| {
@@ -195,12 +205,7 @@ impl Shared {
                     .find(|(id, _)| *id == self.id)
                     .map(|&(_, device)| device)
             })
-            .ok_or_else(|| {
-                err!(
-                    RT_CONTEXT_NULL,
-                    "R13: no current device in this thread; call set_device first"
-                )
-            })
+            .ok_or_else(no_context)
     }
 
     fn check_device(&self, device: DeviceId) -> Result<u32> {
@@ -375,17 +380,29 @@ impl SimNotify {
     }
 
     /// R13/R15 checks shared by record and wait: context, then the stream's device.
+    ///
+    /// Inlined into record and wait (also across crates, into ascendcl-sim's exports), with the
+    /// errors out of line: this runs on every enqueue.
+    #[inline]
     fn enqueue_checks(&self, stream: &SimStream) -> Result<i32> {
         let current = self.shared.current()?;
-        self.same_runtime(&stream.shared)?;
-        if stream.core.device != current {
-            return Err(err!(
+        if self.shared.id != stream.shared.id || stream.core.device != current {
+            return Err(self.enqueue_failure(stream, current));
+        }
+        Ok(current)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn enqueue_failure(&self, stream: &SimStream, current: i32) -> Error {
+        match self.same_runtime(&stream.shared) {
+            Err(e) => e,
+            Ok(()) => err!(
                 RT_STREAM_CONTEXT,
                 "R13: the stream belongs to device {}, the current device is {current}",
                 stream.core.device
-            ));
+            ),
         }
-        Ok(current)
     }
 
     fn release_handle(&mut self) {
@@ -634,6 +651,7 @@ impl notify_api::Notify for SimNotify {
         self.shared.reg.set_import_pids(self.inner.slot, pids)
     }
 
+    #[inline]
     fn record(&self, stream: &SimStream) -> Result<()> {
         self.enqueue_checks(stream)?;
         stream.core.record(&self.inner);

@@ -118,6 +118,7 @@ impl StreamCore {
     }
 
     /// R2: enqueues a record; on an idle stream it runs inline (no thread, no system call).
+    #[inline]
     pub(crate) fn record(self: &Arc<Self>, notify: &Arc<NotifyRef>) {
         // Nothing queued ahead of it: a record that races with another thread's enqueue is
         // ordered before it, as if it had been enqueued first; within one thread the Acquire
@@ -126,6 +127,12 @@ impl StreamCore {
             wake::record(notify.slot());
             return;
         }
+        self.record_queued(notify);
+    }
+
+    /// The rest of [`record`](Self::record), out of line: the stream had (or has) work queued.
+    #[inline(never)]
+    fn record_queued(self: &Arc<Self>, notify: &Arc<NotifyRef>) {
         let mut st = self.lock();
         st.submitted += 1;
         if st.queue.is_empty() && !st.busy {
