@@ -1,6 +1,6 @@
 //! The fast path of the hot calls (`aclrtRecordNotify`, `aclrtWaitAndResetNotify`,
-//! `aclrtSynchronizeStream[WithTimeout]`): a per-thread cache of the session, of the last notify
-//! and stream handles used, and of the default stream.
+//! `aclrtSynchronizeStream[WithTimeout]`): a per-thread cache of the session, of the last
+//! [`WAYS`] notify and stream handles used, and of the default stream.
 //!
 //! Without it, each of those calls takes the global session lock and clones its `Arc`, then
 //! locks each handle table and clones the handle's `Arc` (a dozen atomic read-modify-writes), and
@@ -29,17 +29,17 @@
 //!   its own clone of the stream and blocks only after releasing the lock);
 //! - `aclrtDestroyNotify`/`aclrtDestroyStream` remove the token from the table (bumping the
 //!   generation), then [`forget_notify`]/[`forget_stream`] take it out of every thread's cache,
-//!   locking a cache only when its hint says it may hold that token, and only then drop the
+//!   locking a cache only when one of its hints says it may hold that token, and only then drop the
 //!   table's `Arc`. Taking the lock waits for a hot call in progress with that handle (where the
 //!   `Arc` clone of the slow path would have deferred the release until that call returns), so
 //!   when the destroy returns the notify is released (unless a non-cached call, e.g.
 //!   `aclrtGetNotifyId`, is in progress with it in another thread, as before);
-//! - a call that misses publishes the token in its cache's hint *before* it looks the token up
-//!   in the table (and an entry is only ever stored under its own token's hint). If that lookup
-//!   finds the handle, it took the table's lock before the destroy's removal did, so the hint
-//!   store happens-before the destroyer's read of the hint, which therefore sees it (or a later
-//!   value of the owner's, written once the entry is gone) and waits for the call. If the lookup
-//!   comes after the removal, it fails (107017) and nothing is cached;
+//! - a call that misses publishes the token in the hint of the way it fills *before* it looks
+//!   the token up in the table (and an entry is only ever stored under its own token's hint).
+//!   If that lookup finds the handle, it took the table's lock before the destroy's removal
+//!   did, so the hint store happens-before the destroyer's read of the hint, which therefore
+//!   sees it (or a later value of the owner's, written once the entry is gone) and waits for the
+//!   call. If the lookup comes after the removal, it fails (107017) and nothing is cached;
 //! - as a second line of defence, a call re-reads the generation at its end and drops any entry
 //!   whose table changed since its lookup, under its lock (a destroyer waiting for the lock must
 //!   find the reference gone);
@@ -60,24 +60,63 @@ use notify_api::{Backend as _, Result, Stream as _};
 use crate::handles::{Table, raw};
 use crate::runtime::{self, Runtime};
 
+/// How many handles of each kind a thread keeps. Two notifies cover the usual exchange, where a
+/// thread waits on its own notify and records its peer's (with one entry, every call of a
+/// ping-pong missed); two streams, a thread that sends on one stream and receives on another.
+const WAYS: usize = 2;
+
 /// One thread's cache.
 #[derive(Debug, Default)]
 struct ThreadCache {
-    /// The token of `State::notify` (0 when empty, never a token), readable without the lock so
-    /// that a destroy locks only the caches that may hold its handle. Written under the lock.
-    notify_hint: AtomicU64,
-    /// The same for `State::stream`.
-    stream_hint: AtomicU64,
+    /// The token of each entry of `State::notifies` (0 when empty, never a token), readable
+    /// without the lock so that a destroy locks only the caches that may hold its handle.
+    /// Written under the lock.
+    notify_hints: Hints,
+    /// The same for `State::streams`.
+    stream_hints: Hints,
     state: Mutex<State>,
 }
+
+type Hints = [AtomicU64; WAYS];
 
 #[derive(Debug, Default)]
 struct State {
     runtime: Option<Arc<Runtime>>,
-    notify: Option<Entry<SimNotify>>,
-    stream: Option<Entry<SimStream>>,
+    notifies: Ways<SimNotify>,
+    streams: Ways<SimStream>,
     /// The default stream of the device that was current when it was cached.
     default_stream: Option<Arc<SimStream>>,
+}
+
+/// The entries of one kind of handle, way `i` announced by hint `i`.
+#[derive(Debug)]
+struct Ways<T> {
+    entries: [Option<Entry<T>>; WAYS],
+    /// The way of the last hit or fill; a fill replaces the least recently used way.
+    recent: usize,
+}
+
+impl<T> Default for Ways<T> {
+    fn default() -> Self {
+        Self {
+            entries: std::array::from_fn(|_| None),
+            recent: 0,
+        }
+    }
+}
+
+impl<T> Ways<T> {
+    /// Whether any entry is `token`'s (live or stale).
+    #[cfg(test)]
+    fn holds(&self, token: u64) -> bool {
+        self.entries.iter().flatten().any(|e| e.token == token)
+    }
+}
+
+fn clear(hints: &Hints) {
+    for hint in hints {
+        hint.store(0, SeqCst);
+    }
 }
 
 /// A handle that was live at `generation` of its table.
@@ -120,8 +159,8 @@ impl ThreadCache {
             // field is replaced whole, so the state is consistent; start over anyway.
             let mut state = poisoned.into_inner();
             *state = State::default();
-            self.notify_hint.store(0, SeqCst);
-            self.stream_hint.store(0, SeqCst);
+            clear(&self.notify_hints);
+            clear(&self.stream_hints);
             self.state.clear_poison();
             state
         })
@@ -138,42 +177,61 @@ pub(crate) struct Hot<'a> {
     default_stream: &'a mut Option<Arc<SimStream>>,
 }
 
-/// One handle slot of the cache.
+/// The handle entries of one kind in the cache.
 #[derive(Debug)]
 struct Cached<'a, T> {
-    entry: &'a mut Option<Entry<T>>,
-    hint: &'a AtomicU64,
+    ways: &'a mut Ways<T>,
+    hints: &'a Hints,
 }
 
 impl<'a, T> Cached<'a, T> {
-    /// The object behind `handle`: the cached one if it is still valid (see the module docs),
+    /// The object behind `handle`: a cached one if it is still valid (see the module docs),
     /// else `table`'s (107017 unless live), which is then cached.
     #[inline(always)]
     fn get(self, table: &Table<T>, handle: *mut c_void) -> Result<&'a Arc<T>> {
         let token = raw(handle);
-        let hit = self
-            .entry
-            .as_ref()
-            .is_some_and(|e| e.token == token && e.generation == table.generation());
-        if hit {
-            return Ok(&self.entry.as_ref().expect("a hit").value);
+        let generation = table.generation();
+        let live = |entry: &Option<Entry<T>>| {
+            entry
+                .as_ref()
+                .is_some_and(|e| e.token == token && e.generation == generation)
+        };
+        // The most recent way first, and with nothing to update: a thread that repeats a call.
+        let recent = self.ways.recent;
+        if live(&self.ways.entries[recent]) {
+            return Ok(&self.ways.entries[recent].as_ref().expect("a hit").value);
         }
-        self.fill(table, handle)
+        match (1..WAYS)
+            .map(|k| (recent + k) % WAYS)
+            .find(|&way| live(&self.ways.entries[way]))
+        {
+            Some(way) => {
+                self.ways.recent = way;
+                Ok(&self.ways.entries[way].as_ref().expect("a hit").value)
+            }
+            None => self.fill(table, handle),
+        }
     }
 
     #[cold]
     #[inline(never)]
     fn fill(self, table: &Table<T>, handle: *mut c_void) -> Result<&'a Arc<T>> {
         let token = raw(handle);
-        // The previous entry goes first, so the hint never names a token other than the
-        // entry's while there is one (a destroy of the old token then finds nothing to miss).
-        let previous = self.entry.take();
+        // An empty way if there is one, else the least recently used.
+        let way = (0..WAYS)
+            .find(|&way| self.ways.entries[way].is_none())
+            .unwrap_or((self.ways.recent + 1) % WAYS);
+        self.ways.recent = way;
+        let entry = &mut self.ways.entries[way];
+        // The previous entry goes first, so a hint never names a token other than its entry's
+        // while there is one (a destroy of the old token then finds nothing to miss).
+        let previous = entry.take();
         // Announced before the lookup (see the module docs): if the lookup comes before a
         // removal of `token`, the table's lock orders this store before the destroyer's load.
-        self.hint.store(token, SeqCst);
+        self.hints[way].store(token, SeqCst);
         drop(previous);
         let (value, generation) = table.get_at(handle)?;
-        let entry = self.entry.insert(Entry {
+        let entry = entry.insert(Entry {
             token,
             generation,
             value,
@@ -305,20 +363,20 @@ fn run<R>(cache: &ThreadCache, call: impl FnOnce(Hot<'_>) -> Result<R>) -> Resul
     }
     let State {
         runtime,
-        notify,
-        stream,
+        notifies,
+        streams,
         default_stream,
     } = &mut *state;
     let rt = runtime.as_deref().expect("set above");
     let result = call(Hot {
         rt,
         notify: Cached {
-            entry: notify,
-            hint: &cache.notify_hint,
+            ways: notifies,
+            hints: &cache.notify_hints,
         },
         stream: Cached {
-            entry: stream,
-            hint: &cache.stream_hint,
+            ways: streams,
+            hints: &cache.stream_hints,
         },
         default_stream,
     });
@@ -326,8 +384,8 @@ fn run<R>(cache: &ThreadCache, call: impl FnOnce(Hot<'_>) -> Result<R>) -> Resul
     // destroyed). Under the lock: a destroyer waiting for it must find the reference gone, not
     // still held by this thread, or its `Arc::into_inner` fails and the release happens here,
     // after the destroy returned.
-    drop_if_stale(notify, &cache.notify_hint, &rt.notifies);
-    drop_if_stale(stream, &cache.stream_hint, &rt.streams);
+    drop_if_stale(notifies, &cache.notify_hints, &rt.notifies);
+    drop_if_stale(streams, &cache.stream_hints, &rt.streams);
     drop(state);
     result
 }
@@ -340,8 +398,8 @@ fn refresh(cache: &ThreadCache, state: &mut State) -> Result<()> {
     // Dropping the old state under the lock is harmless; it is hardly ever a last reference,
     // since a stale session is still held by the finalize that is about to empty this cache.
     *state = State::default();
-    cache.notify_hint.store(0, SeqCst);
-    cache.stream_hint.store(0, SeqCst);
+    clear(&cache.notify_hints);
+    clear(&cache.stream_hints);
     // If a finalize takes this session right after, it empties this cache once this call
     // releases the lock.
     state.runtime = Some(runtime::get()?);
@@ -349,44 +407,41 @@ fn refresh(cache: &ThreadCache, state: &mut State) -> Result<()> {
 }
 
 #[inline(always)]
-fn drop_if_stale<T>(entry: &mut Option<Entry<T>>, hint: &AtomicU64, table: &Table<T>) {
-    if entry
-        .as_ref()
-        .is_some_and(|e| e.generation != table.generation())
-    {
-        *entry = None;
-        hint.store(0, SeqCst);
+fn drop_if_stale<T>(ways: &mut Ways<T>, hints: &Hints, table: &Table<T>) {
+    let generation = table.generation();
+    for (entry, hint) in ways.entries.iter_mut().zip(hints) {
+        if entry.as_ref().is_some_and(|e| e.generation != generation) {
+            *entry = None;
+            hint.store(0, SeqCst);
+        }
     }
 }
 
 /// After `aclrtDestroyNotify` removed `handle` from the table: takes it out of every thread's
 /// cache (waiting for a hot call in progress with it) and drops those references.
 pub(crate) fn forget_notify(handle: *mut c_void) {
-    forget(raw(handle), |c| &c.notify_hint, |s| &mut s.notify);
+    forget(raw(handle), |c| &c.notify_hints, |s| &mut s.notifies);
 }
 
 /// As [`forget_notify`], for `aclrtDestroyStream`.
 pub(crate) fn forget_stream(handle: *mut c_void) {
-    forget(raw(handle), |c| &c.stream_hint, |s| &mut s.stream);
+    forget(raw(handle), |c| &c.stream_hints, |s| &mut s.streams);
 }
 
-fn forget<T>(
-    token: u64,
-    hint: fn(&ThreadCache) -> &AtomicU64,
-    slot: fn(&mut State) -> &mut Option<Entry<T>>,
-) {
+fn forget<T>(token: u64, hints: fn(&ThreadCache) -> &Hints, ways: fn(&mut State) -> &mut Ways<T>) {
     let caches = all_caches();
     let mut taken = Vec::new();
     for cache in &caches {
-        // The table's generation was bumped (SeqCst) before this load.
-        if hint(cache).load(SeqCst) != token {
+        // The table's generation was bumped (SeqCst) before these loads.
+        if !hints(cache).iter().any(|h| h.load(SeqCst) == token) {
             continue;
         }
         let mut state = cache.lock();
-        let entry = slot(&mut state);
-        if entry.as_ref().is_some_and(|e| e.token == token) {
-            taken.extend(entry.take());
-            hint(cache).store(0, SeqCst);
+        for (entry, hint) in ways(&mut state).entries.iter_mut().zip(hints(cache)) {
+            if entry.as_ref().is_some_and(|e| e.token == token) {
+                taken.extend(entry.take());
+                hint.store(0, SeqCst);
+            }
         }
     }
     // Dropped with no cache locked.
@@ -411,15 +466,19 @@ pub(crate) fn purge_all() -> Purged {
         let mut state = cache.lock();
         let State {
             runtime,
-            notify,
-            stream,
+            notifies,
+            streams,
             default_stream,
         } = std::mem::take(&mut *state);
-        cache.notify_hint.store(0, SeqCst);
-        cache.stream_hint.store(0, SeqCst);
+        clear(&cache.notify_hints);
+        clear(&cache.stream_hints);
         drop(state);
-        purged.notifies.extend(notify.map(|e| e.value));
-        purged.streams.extend(stream.map(|e| e.value));
+        purged
+            .notifies
+            .extend(notifies.entries.into_iter().flatten().map(|e| e.value));
+        purged
+            .streams
+            .extend(streams.entries.into_iter().flatten().map(|e| e.value));
         purged.streams.extend(default_stream);
         purged.runtimes.extend(runtime);
     }
@@ -537,8 +596,7 @@ mod tests {
     fn cached_anywhere(token: u64) -> bool {
         all_caches().iter().any(|c| {
             let st = c.lock();
-            st.notify.as_ref().is_some_and(|e| e.token == token)
-                || st.stream.as_ref().is_some_and(|e| e.token == token)
+            st.notifies.holds(token) || st.streams.holds(token)
         })
     }
 
@@ -642,14 +700,22 @@ mod tests {
         let s = create_stream();
         assert_eq!(live_notifies(), 2);
 
-        // The helper caches the session, n, s and its default stream.
+        // The helper caches the session, other and n (one way each), s and its default stream.
+        assert_eq!(helper_does(Ask::Record(other, s)), SUCCESS);
         assert_eq!(helper_does(Ask::Record(n, s)), SUCCESS);
         assert_eq!(helper_does(Ask::Record(n, 0)), SUCCESS);
         assert_eq!(helper_does(Ask::Sync(s)), SUCCESS);
         assert_eq!(helper_does(Ask::Sync(0)), SUCCESS);
 
-        // Destroying another notify invalidates the cached entry, not the handle.
+        assert!(cached_anywhere(other) && cached_anywhere(n));
+
+        // Destroying the notify in the least recent way takes it out of the cache; the entry of
+        // n goes stale (a miss, not a failure).
         assert_eq!(aclrtDestroyNotify(h(other)), SUCCESS);
+        assert!(
+            !cached_anywhere(other),
+            "the destroy emptied the helper's other way"
+        );
         assert_eq!(helper_does(Ask::Record(n, s)), SUCCESS);
 
         // Destroying n while the idle helper caches it: released at once (R8: the key is
@@ -717,7 +783,7 @@ mod tests {
         );
         assert_eq!(record_via(&unseen, n4, s3), INVALID_HANDLE);
         assert!(
-            unseen.lock().notify.is_none(),
+            !unseen.lock().notifies.holds(n4),
             "dropped at the end of the call"
         );
         assert_eq!(live_notifies(), before, "released with the entry");
