@@ -15,7 +15,8 @@
 //!   `*_cross_process` pins the two processes to two different CPUs (when there are two),
 //!   `*_same_cpu` pins both to the first allowed CPU.
 //! - `record/sim_no_waiter`, `record/ffi_no_waiter`: a record that nobody waits for, on an idle
-//!   stream (through the Rust API, and through the C ABI).
+//!   stream (through the Rust API, and through the C ABI); `record/ffi_two_notifies`: the same,
+//!   alternating two notifies (as a process that records its peer's and waits on its own).
 //! - `import/live_1`, `import/live_8191`: one import + destroy of a notify exported by a helper
 //!   process, when the device holds 1 or 8191 live notifies.
 //!
@@ -29,7 +30,7 @@
 //! `aclInit` is process-wide and reads its namespace from `ASCEND_NOTIFY_SIM_NAMESPACE`, so
 //! every process that loads the C library is a child started with that variable set: both sides
 //! of `pingpong/ffi_*` (the driving side times its rounds itself and reports them to the bench
-//! process) and the recorder of `record/ffi_no_waiter`. The library is
+//! process) and the recorders of `record/ffi_*`. The library is
 //! `target/<profile>/libascendcl.so`, next to this binary's `deps/` directory. `cargo bench`
 //! does not build it (the root package does not depend on the cdylib), so before the first
 //! `ffi_*` id the bench runs `cargo build --profile <profile> -p ascendcl-sim` itself, with the
@@ -276,7 +277,8 @@ fn run_child(role: &str) {
         "idle" => idle_child(),
         "ffi_driver" => ffi_driver_child(),
         "ffi_peer" => ffi_peer_child(),
-        "ffi_record" => ffi_record_child(),
+        "ffi_record" => ffi_record_child(1),
+        "ffi_record_two" => ffi_record_child(2),
         other => panic!("unknown role {other:?}"),
     }
 }
@@ -1146,39 +1148,49 @@ fn record_benches(c: &mut Criterion) {
         drop((n, s, backend));
         drop(ns);
     }
-    // The same through the C ABI, in a child that loads libascendcl.so and times itself.
-    let mut state: Option<(ChildProc, ScopedNamespace)> = None;
-    g.bench_function("ffi_no_waiter", |b| {
-        let (child, _) = state.get_or_insert_with(|| {
-            mark_ran("record", "ffi_no_waiter");
-            let ns = ScopedNamespace::new("record-ffi");
-            let mut child = ChildProc::spawn("ffi_record", None, &ffi_env(&ns));
-            child.expect("ready");
-            (child, ns)
+    // The same through the C ABI, in a child that loads libascendcl.so and times itself: on one
+    // notify, and alternating two (as a process that records its peer's notify and waits on its
+    // own does; an iteration is one record).
+    for (id, role) in [
+        ("ffi_no_waiter", "ffi_record"),
+        ("ffi_two_notifies", "ffi_record_two"),
+    ] {
+        let mut state: Option<(ChildProc, ScopedNamespace)> = None;
+        g.bench_function(id, |b| {
+            let (child, _) = state.get_or_insert_with(|| {
+                mark_ran("record", id);
+                let ns = ScopedNamespace::new("record-ffi");
+                let mut child = ChildProc::spawn(role, None, &ffi_env(&ns));
+                child.expect("ready");
+                (child, ns)
+            });
+            b.iter_custom(|iters| timed_in(child, iters));
         });
-        b.iter_custom(|iters| timed_in(child, iters));
-    });
-    if let Some((mut child, ns)) = state {
-        child.send("stop");
-        child.finish();
-        drop(ns);
+        if let Some((mut child, ns)) = state {
+            child.send("stop");
+            child.finish();
+            drop(ns);
+        }
     }
     g.finish();
 }
 
-fn ffi_record_child() {
+/// `ffi_record`/`ffi_record_two`: records on `notifies` notifies in turn.
+fn ffi_record_child(notifies: usize) {
     let b = ffi_backend();
     b.set_device(DeviceId(0)).expect("set_device");
-    let n = b.create_notify(NotifyFlags::DEFAULT).expect("create");
+    let ns: Vec<_> = (0..notifies)
+        .map(|_| b.create_notify(NotifyFlags::DEFAULT).expect("create"))
+        .collect();
     let s = b.create_stream().expect("stream");
     say("ready");
     serve_timed(|iters| {
-        for _ in 0..iters {
+        for n in ns.iter().cycle().take(iters as usize) {
             n.record(&s).expect("record");
         }
     });
     s.synchronize().expect("synchronize");
-    drop((n, s, b));
+    drop((ns, s, b));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1362,6 +1374,7 @@ const IDS: &[&str] = &[
     "pingpong/ffi_same_cpu",
     "record/sim_no_waiter",
     "record/ffi_no_waiter",
+    "record/ffi_two_notifies",
     "import/live_1",
     "import/live_8191",
 ];
@@ -1423,6 +1436,7 @@ const RATIOS: &[(&str, &str, f64, &str)] = &[
 const ABSOLUTE: &[(&str, f64)] = &[
     ("record/sim_no_waiter", 50.0),
     ("record/ffi_no_waiter", 50.0),
+    ("record/ffi_two_notifies", 50.0),
 ];
 
 fn fmt_ns(ns: f64) -> String {

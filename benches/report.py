@@ -22,6 +22,7 @@ IDS = [
     "pingpong/ffi_same_cpu",
     "record/sim_no_waiter",
     "record/ffi_no_waiter",
+    "record/ffi_two_notifies",
     "import/live_1",
     "import/live_8191",
 ]
@@ -43,6 +44,7 @@ RATIOS = [
 ABSOLUTE = [
     ("record/sim_no_waiter", "<", 50.0),
     ("record/ffi_no_waiter", "<", 50.0),
+    ("record/ffi_two_notifies", "<", 50.0),
 ]
 
 
