@@ -185,12 +185,34 @@ impl Drop for Shared {
     }
 }
 
+// The errors of the enqueue checks, out of line: those checks are inlined into every record
+// and wait.
+
 /// R13: the error of an enqueue or query with no current device.
 #[cold]
 fn no_context() -> Error {
     err!(
         RT_CONTEXT_NULL,
         "R13: no current device in this thread; call set_device first"
+    )
+}
+
+/// R10: a notify used with a stream (or a notify) of another runtime instance.
+#[cold]
+fn foreign_notify() -> Error {
+    err!(
+        RT_INVALID_HANDLE,
+        "R10: the notify belongs to another runtime instance"
+    )
+}
+
+/// R13: an enqueue on a stream of another device than the current one.
+#[cold]
+fn wrong_device(stream: &SimStream, current: i32) -> Error {
+    err!(
+        RT_STREAM_CONTEXT,
+        "R13: the stream belongs to device {}, the current device is {current}",
+        stream.core.device
     )
 }
 
@@ -369,12 +391,10 @@ impl SimNotify {
         self.creator
     }
 
+    #[inline]
     fn same_runtime(&self, shared: &Shared) -> Result<()> {
         if self.shared.id != shared.id {
-            return Err(err!(
-                RT_INVALID_HANDLE,
-                "R10: the notify belongs to another runtime instance"
-            ));
+            return Err(foreign_notify());
         }
         Ok(())
     }
@@ -386,23 +406,11 @@ impl SimNotify {
     #[inline]
     fn enqueue_checks(&self, stream: &SimStream) -> Result<i32> {
         let current = self.shared.current()?;
-        if self.shared.id != stream.shared.id || stream.core.device != current {
-            return Err(self.enqueue_failure(stream, current));
+        self.same_runtime(&stream.shared)?;
+        if stream.core.device != current {
+            return Err(wrong_device(stream, current));
         }
         Ok(current)
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn enqueue_failure(&self, stream: &SimStream, current: i32) -> Error {
-        match self.same_runtime(&stream.shared) {
-            Err(e) => e,
-            Ok(()) => err!(
-                RT_STREAM_CONTEXT,
-                "R13: the stream belongs to device {}, the current device is {current}",
-                stream.core.device
-            ),
-        }
     }
 
     fn release_handle(&mut self) {
