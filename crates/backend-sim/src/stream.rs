@@ -73,13 +73,11 @@ struct State {
     /// The worker must run the queue now (async synchronize, a synchronize that gave up).
     urgent: bool,
     shutdown: bool,
-    /// Counts the runs started (a run still going after several looks is a long wait, which
-    /// makes the worker tick ever more rarely).
+    /// Counts the runs started. The worker compares it between its looks: a queue that waited
+    /// at two looks with no run in between was claimable, and unclaimed, for a whole tick (only
+    /// a run takes tasks off the queue); a run still going after several looks is a long wait,
+    /// which makes the worker tick ever more rarely.
     runs: u64,
-    /// Bumped whenever the task at the queue's head becomes claimable (enqueued on an empty
-    /// queue, or left behind by a run): the same value at two looks of the worker means nobody
-    /// claimed it for a whole tick.
-    claimable: u64,
     /// Threads blocked in `done.wait`: `notify_all` is a system call, skipped when zero.
     sync_waiters: u32,
     wakers: Vec<Waker>,
@@ -88,7 +86,7 @@ struct State {
 /// What the worker saw at its previous look at the state.
 #[derive(Debug, Default)]
 struct Seen {
-    /// `State::claimable`, if the queue's head was claimable then.
+    /// `State::runs`, if the queue's head was claimable then.
     claimable: Option<u64>,
     /// `State::submitted`, and how many looks in a row found it unchanged.
     submitted: u64,
@@ -179,9 +177,6 @@ impl StreamCore {
     }
 
     fn push(self: &Arc<Self>, st: &mut State, task: Task) {
-        if st.queue.is_empty() {
-            st.claimable += 1;
-        }
         st.queue.push_back(task);
         self.idle.store(false, Release);
         self.kick(st, false);
@@ -215,13 +210,13 @@ impl StreamCore {
             st.worker = Worker::Awake;
             if !st.busy && !st.queue.is_empty() {
                 // Claimable at the previous look already, a tick (at least GRACE) ago.
-                if st.urgent || st.shutdown || seen.claimable == Some(st.claimable) {
+                if st.urgent || st.shutdown || seen.claimable == Some(st.runs) {
                     st.urgent = false;
                     seen.claimable = None;
                     st = self.run(st, None).0;
                     continue;
                 }
-                seen.claimable = Some(st.claimable);
+                seen.claimable = Some(st.runs);
                 st.worker = Worker::Ticking;
                 st = self.tick(st, GRACE);
                 continue;
@@ -343,7 +338,6 @@ impl StreamCore {
         if !st.queue.is_empty() {
             // What is left is claimable again: by a synchronizer, else the worker after GRACE,
             // which may be in a long tick or asleep, so wake it.
-            st.claimable += 1;
             if st.sync_waiters > 0 {
                 self.done.notify_all();
             }
