@@ -299,19 +299,9 @@ fn run_rows(role: &str, env: &[(&str, &str)], check_leftovers: bool) {
     for (k, v) in env {
         spawner = spawner.env(k, v);
     }
-    let out = spawner.run(role);
-    assert!(
-        out.status.success(),
-        "the {role} role failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
-    assert!(
-        out.stdout.contains(&format!("{role}: all")),
-        "{}",
-        out.stdout
-    );
+    spawner
+        .run(role)
+        .assert_passed(&format!("the {role} role"), &format!("{role}: all"));
     if check_leftovers {
         let left = common::shm_leftovers(ns.name());
         assert!(left.is_empty(), "left in /dev/shm: {left:?}");

@@ -58,6 +58,7 @@ fn child() {
         } else {
             panic!("no conformance check named {name}");
         }
+        println!("check {name}: passed");
         return;
     }
     conformance::run_role(&backend, &role, &mut StdioLink);
@@ -65,18 +66,16 @@ fn child() {
 
 fn run_check(name: &str) {
     let ns = ScopedNamespace::new(name);
-    let out = RoleSpawner::new("child", &ns)
+    RoleSpawner::new("child", &ns)
         .env(
             "ASCEND_NOTIFY_ACL_LIB",
             shim_path().to_str().expect("utf-8 path"),
         )
-        .run(&format!("check:{name}"));
-    assert!(
-        out.status.success(),
-        "{name} failed through the C ABI:\n{}\n{}",
-        out.stdout,
-        out.stderr
-    );
+        .run(&format!("check:{name}"))
+        .assert_passed(
+            &format!("{name} through the C ABI"),
+            &format!("check {name}: passed"),
+        );
 }
 
 /// One `#[test]` per check, from the suite's own list (`for_each_*_check!`).

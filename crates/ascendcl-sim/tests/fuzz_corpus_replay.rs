@@ -47,13 +47,9 @@ fn replay(target: &str) {
         ascendcl::fuzzing::FUZZ_DEVICES,
         ascendcl::fuzzing::FUZZ_CAPACITY,
     );
-    let out = RoleSpawner::new("child", &ns).run(target);
-    assert!(
-        out.status.success() && out.stdout.contains(&format!("{target}: all passed")),
-        "replaying fuzz/corpus/{target} ({count} files) failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        out.stdout,
-        out.stderr
+    RoleSpawner::new("child", &ns).run(target).assert_passed(
+        &format!("replaying fuzz/corpus/{target} ({count} files)"),
+        &format!("{target}: all passed"),
     );
     println!("replayed {count} inputs of fuzz/corpus/{target}");
 }

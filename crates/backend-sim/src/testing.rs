@@ -16,15 +16,16 @@
 //! fn child() {
 //!     if let Some(role) = child_role() {
 //!         // match on `role`, attach with SimBackend::from_env(), do the work...
-//!         # let _ = role;
+//!         println!("{role}: all passed");
 //!     }
 //! }
 //!
 //! #[test]
 //! fn two_processes() {
 //!     let ns = ScopedNamespace::new("two-proc");
-//!     let out = RoleSpawner::new("child", &ns).run("importer");
-//!     assert!(out.status.success(), "{}", out.stderr);
+//!     RoleSpawner::new("child", &ns)
+//!         .run("importer")
+//!         .assert_passed("the importer role", "importer: all passed");
 //! }
 //! ```
 
@@ -139,6 +140,23 @@ pub struct RoleOutput {
     pub stdout: String,
     /// Everything it printed on stderr.
     pub stderr: String,
+}
+
+impl RoleOutput {
+    /// Panics, showing everything the child printed, unless it exited successfully *and*
+    /// printed `marker`: a role's last line, which proves it ran to its end (a role name that
+    /// matches no test also exits successfully, having run nothing). `what` names the run in
+    /// the message.
+    #[track_caller]
+    pub fn assert_passed(&self, what: &str, marker: &str) {
+        assert!(
+            self.status.success() && self.stdout.contains(marker),
+            "{what} failed ({}; expected {marker:?} on stdout):\n--- stdout\n{}\n--- stderr\n{}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+    }
 }
 
 impl RoleSpawner {
