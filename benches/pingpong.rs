@@ -1362,82 +1362,42 @@ fn median(group_id: &str) -> Option<f64> {
     v["median"]["point_estimate"].as_f64()
 }
 
-const IDS: &[&str] = &[
-    "pingpong/sim_cross_process",
-    "pingpong/futex_cross_process",
-    "pingpong/spin_cross_process",
-    "pingpong/eventfd_cross_process",
-    "pingpong/iceoryx2_event",
-    "pingpong/sim_same_cpu",
-    "pingpong/futex_same_cpu",
-    "pingpong/ffi_cross_process",
-    "pingpong/ffi_same_cpu",
-    "record/sim_no_waiter",
-    "record/ffi_no_waiter",
-    "record/ffi_two_notifies",
-    "import/live_1",
-    "import/live_8191",
-];
+/// The ids the summary lists and the targets it checks, shared with `benches/report.py`.
+struct Targets {
+    ids: Vec<String>,
+    /// (numerator, denominator, operator, bound).
+    ratios: Vec<(String, String, String, f64)>,
+    /// (id, operator, bound in ns).
+    absolute_ns: Vec<(String, String, f64)>,
+}
 
-/// (numerator, denominator, bound, description of the target).
-const RATIOS: &[(&str, &str, f64, &str)] = &[
-    (
-        "pingpong/sim_cross_process",
-        "pingpong/spin_cross_process",
-        5.0,
-        "<= 5",
-    ),
-    (
-        "pingpong/sim_cross_process",
-        "pingpong/futex_cross_process",
-        1.0,
-        "< 1",
-    ),
-    (
-        "pingpong/sim_cross_process",
-        "pingpong/iceoryx2_event",
-        1.0,
-        "< 1",
-    ),
-    (
-        "pingpong/sim_same_cpu",
-        "pingpong/futex_same_cpu",
-        1.2,
-        "<= 1.2",
-    ),
-    (
-        "pingpong/ffi_cross_process",
-        "pingpong/spin_cross_process",
-        5.0,
-        "<= 5",
-    ),
-    (
-        "pingpong/ffi_cross_process",
-        "pingpong/futex_cross_process",
-        1.0,
-        "< 1",
-    ),
-    (
-        "pingpong/ffi_cross_process",
-        "pingpong/iceoryx2_event",
-        1.0,
-        "< 1",
-    ),
-    (
-        "pingpong/ffi_same_cpu",
-        "pingpong/futex_same_cpu",
-        1.2,
-        "<= 1.2",
-    ),
-    ("import/live_8191", "import/live_1", 1.2, "<= 1.2"),
-];
+fn targets() -> Targets {
+    let v: serde_json::Value =
+        serde_json::from_str(include_str!("targets.json")).expect("benches/targets.json is JSON");
+    let list = |key: &str| v[key].as_array().cloned().unwrap_or_default();
+    let text = |x: &serde_json::Value| x.as_str().expect("a string in targets.json").to_owned();
+    let num = |x: &serde_json::Value| x.as_f64().expect("a number in targets.json");
+    Targets {
+        ids: list("ids").iter().map(text).collect(),
+        ratios: list("ratios")
+            .iter()
+            .map(|r| (text(&r[0]), text(&r[1]), text(&r[2]), num(&r[3])))
+            .collect(),
+        absolute_ns: list("absolute_ns")
+            .iter()
+            .map(|a| (text(&a[0]), text(&a[1]), num(&a[2])))
+            .collect(),
+    }
+}
 
-/// Absolute targets in ns: (id, bound); the target is `< bound`.
-const ABSOLUTE: &[(&str, f64)] = &[
-    ("record/sim_no_waiter", 50.0),
-    ("record/ffi_no_waiter", 50.0),
-    ("record/ffi_two_notifies", 50.0),
-];
+/// `value op bound`, for the operators targets.json uses (`<` and `<=`).
+fn meets(value: f64, op: &str, bound: f64) -> bool {
+    if op == "<=" {
+        value <= bound
+    } else {
+        value < bound
+    }
+}
 
 fn fmt_ns(ns: f64) -> String {
     if ns >= 1e6 {
@@ -1451,11 +1411,16 @@ fn fmt_ns(ns: f64) -> String {
 
 fn summary() {
     let ran = ran().lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let t = targets();
     println!();
     println!("summary (criterion medians; `(old)` = not run in this invocation)");
     println!("{:<34} {:>14}", "id", "median");
-    for id in IDS {
-        let stale = if ran.contains(*id) { "" } else { " (old)" };
+    for id in &t.ids {
+        let stale = if ran.contains(id.as_str()) {
+            ""
+        } else {
+            " (old)"
+        };
         match median(id) {
             Some(m) => println!("{id:<34} {:>14}{stale}", fmt_ns(m)),
             None => println!("{id:<34} {:>14}", "-"),
@@ -1463,32 +1428,36 @@ fn summary() {
     }
     println!();
     println!("{:<62} {:>8}  {:<7} verdict", "ratio", "value", "target");
-    for (num, den, bound, target) in RATIOS {
+    for (num, den, op, bound) in &t.ratios {
         let name = format!("{num} / {den}");
+        let target = format!("{op} {bound}");
         match (median(num), median(den)) {
             (Some(a), Some(b)) if b > 0.0 => {
                 let r = a / b;
-                let ok = if target.starts_with("<=") {
-                    r <= *bound
-                } else {
-                    r < *bound
-                };
                 println!(
                     "{name:<62} {r:>8.3}  {target:<7} {}",
-                    if ok { "met" } else { "MISSED" }
+                    if meets(r, op, *bound) {
+                        "met"
+                    } else {
+                        "MISSED"
+                    }
                 );
             }
             _ => println!("{name:<62} {:>8}  {target:<7} -", "-"),
         }
     }
-    for (id, bound) in ABSOLUTE {
+    for (id, op, bound) in &t.absolute_ns {
         let name = format!("{id} (ns)");
-        let target = format!("< {bound}");
+        let target = format!("{op} {bound}");
         match median(id) {
             Some(m) => println!(
                 "{name:<62} {:>8}  {target:<7} {}",
                 format!("{m:.1}"),
-                if m < *bound { "met" } else { "MISSED" }
+                if meets(m, op, *bound) {
+                    "met"
+                } else {
+                    "MISSED"
+                }
             ),
             None => println!("{name:<62} {:>8}  {target:<7} -", "-"),
         }

@@ -10,42 +10,13 @@ import os
 import sys
 from pathlib import Path
 
-IDS = [
-    "pingpong/sim_cross_process",
-    "pingpong/futex_cross_process",
-    "pingpong/spin_cross_process",
-    "pingpong/eventfd_cross_process",
-    "pingpong/iceoryx2_event",
-    "pingpong/sim_same_cpu",
-    "pingpong/futex_same_cpu",
-    "pingpong/ffi_cross_process",
-    "pingpong/ffi_same_cpu",
-    "record/sim_no_waiter",
-    "record/ffi_no_waiter",
-    "record/ffi_two_notifies",
-    "import/live_1",
-    "import/live_8191",
-]
-
+# The ids and the targets, shared with the bench itself (benches/pingpong.rs).
+_TARGETS = json.loads((Path(__file__).resolve().parent / "targets.json").read_text())
+IDS = _TARGETS["ids"]
 # (numerator, denominator, operator, bound)
-RATIOS = [
-    ("pingpong/sim_cross_process", "pingpong/spin_cross_process", "<=", 5.0),
-    ("pingpong/sim_cross_process", "pingpong/futex_cross_process", "<", 1.0),
-    ("pingpong/sim_cross_process", "pingpong/iceoryx2_event", "<", 1.0),
-    ("pingpong/sim_same_cpu", "pingpong/futex_same_cpu", "<=", 1.2),
-    ("pingpong/ffi_cross_process", "pingpong/spin_cross_process", "<=", 5.0),
-    ("pingpong/ffi_cross_process", "pingpong/futex_cross_process", "<", 1.0),
-    ("pingpong/ffi_cross_process", "pingpong/iceoryx2_event", "<", 1.0),
-    ("pingpong/ffi_same_cpu", "pingpong/futex_same_cpu", "<=", 1.2),
-    ("import/live_8191", "import/live_1", "<=", 1.2),
-]
-
+RATIOS = [tuple(r) for r in _TARGETS["ratios"]]
 # (id, operator, bound in ns)
-ABSOLUTE = [
-    ("record/sim_no_waiter", "<", 50.0),
-    ("record/ffi_no_waiter", "<", 50.0),
-    ("record/ffi_two_notifies", "<", 50.0),
-]
+ABSOLUTE = [tuple(a) for a in _TARGETS["absolute_ns"]]
 
 
 def criterion_dir() -> Path:
