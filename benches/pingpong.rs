@@ -53,8 +53,8 @@ use backend_sim::{SimBackend, SimNotify, SimStream};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion};
 use notify_api::{
-    AclError, Backend as _, DeviceId, ExportFlags, ExportKey, ImportFlags, Notify as _,
-    NotifyFlags, Stream as _,
+    AclError, Backend, DeviceId, ExportFlags, ExportKey, ImportFlags, Notify as _, NotifyFlags,
+    Stream as _,
 };
 use rustix::thread::{CpuSet, futex};
 
@@ -268,7 +268,7 @@ fn run_child(role: &str) {
     let cpu = std::env::var(ENV_CPU).ok().and_then(|v| v.parse().ok());
     pin(cpu);
     match role {
-        "sim" => sim_child(),
+        "sim" => echo_child(SimBackend::from_env().expect("child attach")),
         "futex" => raw_child(false),
         "spin" => raw_child(true),
         "eventfd" => eventfd_child(),
@@ -276,7 +276,7 @@ fn run_child(role: &str) {
         "holder" => holder_child(),
         "idle" => idle_child(),
         "ffi_driver" => ffi_driver_child(),
-        "ffi_peer" => ffi_peer_child(),
+        "ffi_peer" => echo_child(ffi_backend()),
         "ffi_record" => ffi_record_child(1),
         "ffi_record_two" => ffi_record_child(2),
         other => panic!("unknown role {other:?}"),
@@ -451,14 +451,15 @@ impl PingPong for SimPair {
     }
 }
 
-fn sim_child() {
-    let b = SimBackend::from_env().expect("child attach");
+/// The echo side of `pingpong/sim_*` and `pingpong/ffi_*`, on either backend: waits on its
+/// own notify and answers on the driver's, until told to stop.
+fn echo_child<B: Backend>(b: B) {
     b.set_device(DeviceId(1)).expect("set_device");
     let n1 = b.create_notify(NotifyFlags::DEFAULT).expect("create n1");
     let key1 = n1
         .export(ExportFlags::DISABLE_PID_VALIDATION)
         .expect("export n1");
-    let key2: ExportKey = hear().expect("key from the parent").parse().expect("a key");
+    let key2: ExportKey = hear().expect("key from the driver").parse().expect("a key");
     say(key1.as_str());
     let n2 = b
         .import_notify(&key2, ImportFlags::ENABLE_PEER_ACCESS)
@@ -484,6 +485,7 @@ fn sim_child() {
         }
         n2.record(&s).expect("record n2");
     }
+    // Handles before the backend; through the C ABI, the last one out calls aclFinalize.
     drop((n2, n1, s, b));
 }
 
@@ -695,48 +697,6 @@ fn ffi_driver_child() {
     // The peer has seen "stop" and is blocked on n1: one last record releases it.
     side.record.record(&side.stream).expect("record n1");
     side.stream.synchronize().expect("synchronize");
-    side.close();
-}
-
-fn ffi_peer_child() {
-    let b = ffi_backend();
-    b.set_device(DeviceId(1)).expect("set_device");
-    let n1 = b.create_notify(NotifyFlags::DEFAULT).expect("create n1");
-    let key1 = n1
-        .export(ExportFlags::DISABLE_PID_VALIDATION)
-        .expect("export n1");
-    let key2: ExportKey = hear().expect("key from the driver").parse().expect("a key");
-    let n2 = b
-        .import_notify(&key2, ImportFlags::ENABLE_PEER_ACCESS)
-        .expect("import n2");
-    say(key1.as_str());
-    let stream = b.create_stream().expect("create stream");
-    let side = FfiSide {
-        record: n2,
-        wait: n1,
-        stream,
-        backend: b,
-    };
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || match hear().as_deref() {
-            Some("stop") => {
-                stop.store(true, SeqCst);
-                say("stopping");
-            }
-            _ => std::process::exit(3),
-        });
-    }
-    say("ready");
-    loop {
-        side.wait.wait_and_reset(&side.stream, 0).expect("wait n1");
-        side.stream.synchronize().expect("synchronize");
-        if stop.load(SeqCst) {
-            break;
-        }
-        side.record.record(&side.stream).expect("record n2");
-    }
     side.close();
 }
 
