@@ -3,7 +3,7 @@
 //! Raw bits from C are checked, never truncated: an unknown bit is `RT_PARAM_INVALID` (107000,
 //! R15's "bad argument" step), because silently dropping it would hide a caller's mistake.
 
-use crate::{AclError, Error, Result};
+use crate::{AclError, Error, Result, Rule};
 
 macro_rules! checked_flags {
     ($(#[$($doc:tt)*])* $name:ident, $what:literal, { $($(#[$($fdoc:tt)*])* const $flag:ident = $value:expr;)* }) => {
@@ -29,10 +29,11 @@ macro_rules! checked_flags {
             /// `RT_PARAM_INVALID` (107000) when a bit outside the CANN values is set.
             pub fn from_raw(bits: u64) -> Result<Self> {
                 Self::from_bits(bits).ok_or_else(|| {
-                    Error::new(
+                    Error::rule(
+                        Rule::R15,
                         AclError::RT_PARAM_INVALID,
-                        format!(
-                            "R15: unknown {} flag bits {:#x} (allowed: {:#x})",
+                        format_args!(
+                            "unknown {} flag bits {:#x} (allowed: {:#x})",
                             $what,
                             bits & !Self::all().bits(),
                             Self::all().bits()

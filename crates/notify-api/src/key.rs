@@ -8,7 +8,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::{AclError, Error, Result};
+use crate::{AclError, Error, Result, Rule};
 
 /// The minimum key buffer length in bytes: 64 characters plus the terminating NUL
 /// (CANN: "最小长度为65"; no header names it, so we do).
@@ -21,8 +21,8 @@ pub const EXPORT_KEY_MAX_CHARS: usize = EXPORT_KEY_LEN - 1;
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ExportKey(String);
 
-fn invalid(reason: String) -> Error {
-    Error::new(AclError::RT_PARAM_INVALID, reason)
+fn invalid(rule: Rule, message: impl fmt::Display) -> Error {
+    Error::rule(rule, AclError::RT_PARAM_INVALID, message)
 }
 
 impl ExportKey {
@@ -38,19 +38,25 @@ impl ExportKey {
     pub fn new(text: impl Into<String>) -> Result<Self> {
         let text = text.into();
         if text.is_empty() {
-            return Err(invalid("R7: the key is empty".into()));
+            return Err(invalid(Rule::R7, "the key is empty"));
         }
         if text.len() > EXPORT_KEY_MAX_CHARS {
-            return Err(invalid(format!(
-                "R7: the key has {} bytes, more than {EXPORT_KEY_MAX_CHARS}",
-                text.len()
-            )));
+            return Err(invalid(
+                Rule::R7,
+                format_args!(
+                    "the key has {} bytes, more than {EXPORT_KEY_MAX_CHARS}",
+                    text.len()
+                ),
+            ));
         }
         if let Some(pos) = text.bytes().position(|b| !(0x20..=0x7e).contains(&b)) {
-            return Err(invalid(format!(
-                "R7: the key has a non-printable byte {:#04x} at offset {pos}",
-                text.as_bytes()[pos]
-            )));
+            return Err(invalid(
+                Rule::R7,
+                format_args!(
+                    "the key has a non-printable byte {:#04x} at offset {pos}",
+                    text.as_bytes()[pos]
+                ),
+            ));
         }
         Ok(Self(text))
     }
@@ -77,10 +83,13 @@ impl ExportKey {
     /// this particular key would fit: the contract is about the buffer, not the key.
     pub fn write_c_buf(&self, buf: &mut [u8]) -> Result<()> {
         if buf.len() < EXPORT_KEY_LEN {
-            return Err(invalid(format!(
-                "R5: key buffer length {} is below the minimum {EXPORT_KEY_LEN}",
-                buf.len()
-            )));
+            return Err(invalid(
+                Rule::R5,
+                format_args!(
+                    "key buffer length {} is below the minimum {EXPORT_KEY_LEN}",
+                    buf.len()
+                ),
+            ));
         }
         buf[..EXPORT_KEY_LEN].copy_from_slice(&self.to_c_buf());
         Ok(())
@@ -98,13 +107,14 @@ impl ExportKey {
     pub fn from_c_buf(buf: &[u8]) -> Result<Self> {
         let window = &buf[..buf.len().min(EXPORT_KEY_LEN)];
         let Some(nul) = window.iter().position(|&b| b == 0) else {
-            return Err(invalid(format!(
-                "R7: the key is not NUL-terminated within {EXPORT_KEY_LEN} bytes"
-            )));
+            return Err(invalid(
+                Rule::R7,
+                format_args!("the key is not NUL-terminated within {EXPORT_KEY_LEN} bytes"),
+            ));
         };
         // Printable ASCII is valid UTF-8, so a failure here is a malformed key, not a panic.
         let text = std::str::from_utf8(&window[..nul])
-            .map_err(|_| invalid("R7: the key has a non-printable byte".into()))?;
+            .map_err(|_| invalid(Rule::R7, "the key has a non-printable byte"))?;
         Self::new(text)
     }
 }
@@ -123,9 +133,18 @@ impl fmt::Display for ExportKey {
     }
 }
 
+/// How many trailing characters `Debug` hides: the simulator's keys end with their 64-bit secret
+/// (16 hex digits, R5b), and a key of unknown format is treated the same way.
+const REDACTED_TAIL: usize = 16;
+
 impl fmt::Debug for ExportKey {
+    /// Shows the key without its secret part, so that logging a key does not hand out the
+    /// right to import it: the last 16 characters (at most half the key) become `*`.
+    /// [`fmt::Display`] writes the whole key, for passing it on.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ExportKey({:?})", self.0)
+        let hidden = REDACTED_TAIL.min(self.0.len() / 2).max(1);
+        let shown = &self.0[..self.0.len() - hidden];
+        write!(f, "ExportKey(\"{shown}{}\")", "*".repeat(hidden))
     }
 }
 
@@ -213,6 +232,22 @@ mod tests {
         );
         // Short buffers with a NUL are fine on the read side.
         assert_eq!(ExportKey::from_c_buf(b"ok\0").unwrap().as_str(), "ok");
+    }
+
+    #[test]
+    fn debug_hides_the_secret_tail_and_display_keeps_it() {
+        let key = ExportKey::new("ans1-0011223344556677-000001-00000002-deadbeefcafef00d").unwrap();
+        let debug = format!("{key:?}");
+        assert!(!debug.contains("deadbeefcafef00d"), "{debug}");
+        assert!(
+            debug.contains("ans1-0011223344556677-000001-00000002-"),
+            "{debug}"
+        );
+        assert!(debug.ends_with("****************\")"), "{debug}");
+        assert_eq!(key.to_string(), key.as_str());
+        let short = ExportKey::new("ab").unwrap();
+        assert_eq!(format!("{short:?}"), "ExportKey(\"a*\")");
+        assert!(!format!("{:?}", ExportKey::new("k").unwrap()).contains('k'));
     }
 
     #[test]
