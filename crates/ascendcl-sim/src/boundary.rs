@@ -30,7 +30,7 @@ pub(crate) fn boundary(name: &'static str, call: impl FnOnce() -> Result<()>) ->
     match result {
         Ok(()) => AclError::SUCCESS.raw(),
         Err(e) => {
-            set_last_error(e.reason());
+            set_last_error(&e.reason());
             e.code().raw()
         }
     }
@@ -87,7 +87,7 @@ mod tests {
             assert_eq!(boundary("t", || Ok(())), 0);
             assert!(last_error_ptr().is_null(), "success sets nothing");
 
-            let code = boundary("t", || Err(err!(RT_PARAM_INVALID, "R5: short\0buffer")));
+            let code = boundary("t", || Err(err!(R5: RT_PARAM_INVALID, "short\0buffer")));
             assert_eq!(code, 107_000);
             assert_eq!(last_error().as_deref(), Some("R5: short\u{fffd}buffer"));
             let ptr = last_error_ptr();

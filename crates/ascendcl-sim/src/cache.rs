@@ -1,12 +1,15 @@
 //! The fast path of the hot calls (`aclrtRecordNotify`, `aclrtWaitAndResetNotify`,
-//! `aclrtSynchronizeStream[WithTimeout]`): a per-thread cache of the session, of the last
-//! [`WAYS`] notify and stream handles used, and of the default stream.
+//! `aclrtSynchronizeStream[WithTimeout]`): a per-thread cache of the session and of the last
+//! [`WAYS`] notify and stream handles used.
 //!
 //! Without it, each of those calls takes the global session lock and clones its `Arc`, then
-//! locks each handle table and clones the handle's `Arc` (a dozen atomic read-modify-writes), and
-//! a NULL stream costs a lock and a hash lookup for the default stream. With it, a call that uses
-//! the same handles as the previous call of its thread takes one uncontended lock (its own
-//! cache's) and reads three counters.
+//! locks each handle table and clones the handle's `Arc` (a dozen atomic read-modify-writes).
+//! With it, a call that uses the same handles as the previous call of its thread takes one
+//! uncontended lock (its own cache's) and reads three counters.
+//!
+//! A cache resolves tokens only; what a token's absence means (107017) and where that stands
+//! among the other checks (R15) is `backend_sim::raw`'s business, so a lookup passes its
+//! `Result` on.
 //!
 //! # What makes a cached value usable
 //! - **The session**: its `epoch` equals [`runtime::epoch`], which `aclInit` and `aclFinalize`
@@ -17,9 +20,8 @@
 //!   that filled the cache. Any destroy in the table since then makes the entry miss, so the
 //!   token is validated by the table again (R10: a destroyed, foreign or garbage token is 107017,
 //!   whether or not this thread used it before, and whichever thread destroyed it).
-//! - **The default stream**: its device is the thread's current device (backend-sim keeps one
-//!   default stream per device for the life of the backend, so this is the stream that
-//!   `default_stream` would return).
+//! - **Everything, after a fork** (R17): a cache made in another fork generation is forgotten
+//!   whole (never dropped: it holds the parent's handles) and registered anew.
 //!
 //! # Why a cache never keeps a destroyed object alive
 //! A cached handle holds a strong `Arc`, and R8 wants a destroy to release the notify at once
@@ -54,8 +56,9 @@ use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
-use backend_sim::{SimNotify, SimStream};
-use notify_api::{Backend as _, Result, Stream as _};
+use backend_sim::raw::fork::{self, PerProcess};
+use backend_sim::raw::{NotifyHandle, StreamArg, StreamHandle};
+use notify_api::Result;
 
 use crate::handles::{Table, raw};
 use crate::runtime::{self, Runtime};
@@ -74,6 +77,8 @@ struct ThreadCache {
     notify_hints: Hints,
     /// The same for `State::streams`.
     stream_hints: Hints,
+    /// The fork generation this cache was registered in (R17).
+    generation: AtomicU64,
     state: Mutex<State>,
 }
 
@@ -82,10 +87,8 @@ type Hints = [AtomicU64; WAYS];
 #[derive(Debug, Default)]
 struct State {
     runtime: Option<Arc<Runtime>>,
-    notifies: Ways<SimNotify>,
-    streams: Ways<SimStream>,
-    /// The default stream of the device that was current when it was cached.
-    default_stream: Option<Arc<SimStream>>,
+    notifies: Ways<NotifyHandle>,
+    streams: Ways<StreamHandle>,
 }
 
 /// The entries of one kind of handle, way `i` announced by hint `i`.
@@ -127,24 +130,38 @@ struct Entry<T> {
     value: Arc<T>,
 }
 
-/// Every thread's cache, so that destroy and finalize can reach them.
-static CACHES: Mutex<Vec<Weak<ThreadCache>>> = Mutex::new(Vec::new());
+/// Every thread's cache, so that destroy and finalize can reach them (per fork generation).
+static CACHES: PerProcess<Mutex<Vec<Weak<ThreadCache>>>> = PerProcess::new(Mutex::default);
 
 thread_local! {
-    static LOCAL: Arc<ThreadCache> = register();
+    static LOCAL: Arc<ThreadCache> = register(Arc::new(ThreadCache::default()));
 }
 
-fn register() -> Arc<ThreadCache> {
-    let cache = Arc::new(ThreadCache::default());
-    let mut all = CACHES.lock().unwrap_or_else(PoisonError::into_inner);
+fn register(cache: Arc<ThreadCache>) -> Arc<ThreadCache> {
+    cache.generation.store(fork::generation(), SeqCst);
+    let mut all = CACHES.get().lock().unwrap_or_else(PoisonError::into_inner);
     all.retain(|c| c.strong_count() > 0);
     all.push(Arc::downgrade(&cache));
     cache
 }
 
+/// R17: this thread's cache came through a fork: forget what it holds (the parent's handles,
+/// never to be dropped here) and list it in this generation.
+#[cold]
+#[inline(never)]
+fn adopt_after_fork(cache: &Arc<ThreadCache>) {
+    let mut state = cache.state.lock().unwrap_or_else(PoisonError::into_inner);
+    std::mem::forget(std::mem::take(&mut *state));
+    clear(&cache.notify_hints);
+    clear(&cache.stream_hints);
+    drop(state);
+    register(Arc::clone(cache));
+}
+
 /// The caches of the live threads.
 fn all_caches() -> Vec<Arc<ThreadCache>> {
     CACHES
+        .get()
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .iter()
@@ -172,9 +189,8 @@ impl ThreadCache {
 pub(crate) struct Hot<'a> {
     /// The current session.
     pub(crate) rt: &'a Runtime,
-    notify: Cached<'a, SimNotify>,
-    stream: Cached<'a, SimStream>,
-    default_stream: &'a mut Option<Arc<SimStream>>,
+    notify: Cached<'a, NotifyHandle>,
+    stream: Cached<'a, StreamHandle>,
 }
 
 /// The handle entries of one kind in the cache.
@@ -235,98 +251,33 @@ impl<'a, T> Cached<'a, T> {
 }
 
 impl<'a> Hot<'a> {
-    /// The (non-NULL) notify and the stream of a record or wait, checked in R15 order as far as
-    /// they go: no context (107002) → invalid handle (107017). The stream's device (107003) is
-    /// left to `Notify::record`/`wait_and_reset`, which check the context and then the device.
-    ///
-    /// The context is looked up only when it decides something: for a NULL stream (its default
-    /// stream), or when a handle is invalid (107002 comes first then). With two valid handles
-    /// the backend's enqueue checks it anyway, so a record does not pay for it twice.
+    /// The notify (non-NULL: the caller checked) and stream arguments of a record or wait, as
+    /// lookups for `raw` to check in R15 order.
     #[inline(always)]
     pub(crate) fn enqueue_args(
         self,
         notify: *mut c_void,
         stream: *mut c_void,
-    ) -> Result<(&'a SimNotify, &'a SimStream)> {
+    ) -> (Result<&'a NotifyHandle>, StreamArg<'a>) {
         let Self {
             rt,
             notify: notify_slot,
             stream: stream_slot,
-            default_stream,
         } = self;
-        let n = match notify_slot.get(&rt.notifies, notify) {
-            Ok(n) => n,
-            Err(e) => return Err(context_first(rt, e)),
+        let n = notify_slot.get(&rt.notifies, notify).map(|n| &**n);
+        let s = if stream.is_null() {
+            StreamArg::Default
+        } else {
+            StreamArg::Handle(stream_slot.get(&rt.streams, stream).map(|s| &**s))
         };
-        let slot = StreamSlot {
-            rt,
-            stream: stream_slot,
-            default_stream,
-        };
-        match slot.resolve(stream) {
-            Ok(s) => Ok((n, s)),
-            // For a NULL stream this is already the context's error.
-            Err(e) => Err(context_first(rt, e)),
-        }
+        (n, s)
     }
 
-    /// The stream argument of a call; see [`StreamSlot::resolve`].
+    /// A stream handle (`None` for NULL, the default stream), as a lookup.
     #[inline(always)]
-    pub(crate) fn stream(self, stream: *mut c_void) -> Result<&'a Arc<SimStream>> {
-        StreamSlot {
-            rt: self.rt,
-            stream: self.stream,
-            default_stream: self.default_stream,
-        }
-        .resolve(stream)
+    pub(crate) fn stream(self, stream: *mut c_void) -> Option<Result<&'a Arc<StreamHandle>>> {
+        (!stream.is_null()).then(|| self.stream.get(&self.rt.streams, stream))
     }
-}
-
-/// What is left of a [`Hot`] once the notify is resolved.
-#[derive(Debug)]
-pub(crate) struct StreamSlot<'a> {
-    rt: &'a Runtime,
-    stream: Cached<'a, SimStream>,
-    default_stream: &'a mut Option<Arc<SimStream>>,
-}
-
-impl<'a> StreamSlot<'a> {
-    /// A stream handle (107017 unless live), or for NULL the current device's default stream
-    /// (107002 without a current device).
-    #[inline(always)]
-    pub(crate) fn resolve(self, stream: *mut c_void) -> Result<&'a Arc<SimStream>> {
-        if !stream.is_null() {
-            return self.stream.get(&self.rt.streams, stream);
-        }
-        let current = self.rt.current_device()?;
-        if self
-            .default_stream
-            .as_ref()
-            .is_some_and(|s| s.device().0 == current)
-        {
-            return Ok(self.default_stream.as_ref().expect("a hit"));
-        }
-        fill_default(self.default_stream, self.rt)
-    }
-}
-
-/// R15: a missing context (107002) is reported before an invalid handle.
-#[cold]
-#[inline(never)]
-fn context_first(rt: &Runtime, e: notify_api::Error) -> notify_api::Error {
-    match rt.current_device() {
-        Ok(_) => e,
-        Err(no_context) => no_context,
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn fill_default<'a>(
-    slot: &'a mut Option<Arc<SimStream>>,
-    rt: &Runtime,
-) -> Result<&'a Arc<SimStream>> {
-    Ok(slot.insert(Arc::new(rt.backend.default_stream()?)))
 }
 
 /// Runs one hot call with this thread's cache locked: the session first (100001 without one),
@@ -345,11 +296,16 @@ pub(crate) fn with<R>(call: impl FnOnce(Hot<'_>) -> Result<R>) -> Result<R> {
 #[cold]
 #[inline(never)]
 fn run_uncached<R>(call: impl FnOnce(Hot<'_>) -> Result<R>) -> Result<R> {
-    run(&ThreadCache::default(), call)
+    let cache = Arc::new(ThreadCache::default());
+    cache.generation.store(fork::generation(), SeqCst);
+    run(&cache, call)
 }
 
 #[inline(always)]
-fn run<R>(cache: &ThreadCache, call: impl FnOnce(Hot<'_>) -> Result<R>) -> Result<R> {
+fn run<R>(cache: &Arc<ThreadCache>, call: impl FnOnce(Hot<'_>) -> Result<R>) -> Result<R> {
+    if cache.generation.load(SeqCst) != fork::generation() {
+        adopt_after_fork(cache);
+    }
     let mut state = cache.lock();
     let epoch = runtime::epoch();
     if state.runtime.as_ref().is_none_or(|rt| rt.epoch != epoch) {
@@ -359,7 +315,6 @@ fn run<R>(cache: &ThreadCache, call: impl FnOnce(Hot<'_>) -> Result<R>) -> Resul
         runtime,
         notifies,
         streams,
-        default_stream,
     } = &mut *state;
     let rt = runtime.as_deref().expect("set above");
     let result = call(Hot {
@@ -372,7 +327,6 @@ fn run<R>(cache: &ThreadCache, call: impl FnOnce(Hot<'_>) -> Result<R>) -> Resul
             ways: streams,
             hints: &cache.stream_hints,
         },
-        default_stream,
     });
     // Drop entries whose table changed since they were looked up (their handle may be the one
     // destroyed). Under the lock: a destroyer waiting for it must find the reference gone, not
@@ -446,8 +400,8 @@ fn forget<T>(token: u64, hints: fn(&ThreadCache) -> &Hints, ways: fn(&mut State)
 /// What [`purge_all`] took out of the caches, to be dropped in order by `aclFinalize`.
 #[derive(Debug, Default)]
 pub(crate) struct Purged {
-    pub(crate) notifies: Vec<Arc<SimNotify>>,
-    pub(crate) streams: Vec<Arc<SimStream>>,
+    pub(crate) notifies: Vec<Arc<NotifyHandle>>,
+    pub(crate) streams: Vec<Arc<StreamHandle>>,
     pub(crate) runtimes: Vec<Arc<Runtime>>,
 }
 
@@ -462,7 +416,6 @@ pub(crate) fn purge_all() -> Purged {
             runtime,
             notifies,
             streams,
-            default_stream,
         } = std::mem::take(&mut *state);
         clear(&cache.notify_hints);
         clear(&cache.stream_hints);
@@ -473,7 +426,6 @@ pub(crate) fn purge_all() -> Purged {
         purged
             .streams
             .extend(streams.entries.into_iter().flatten().map(|e| e.value));
-        purged.streams.extend(default_stream);
         purged.runtimes.extend(runtime);
     }
     purged

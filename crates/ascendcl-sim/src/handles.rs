@@ -3,22 +3,22 @@
 //! A token is a 64-bit value carried in the `void *` of `aclrtNotify`/`aclrtStream`:
 //!
 //! ```text
-//!  63             32 31  30          20 19           0
-//! +-----------------+---+--------------+--------------+
-//! |  session tag    | K |  generation  |  slot index  |
-//! +-----------------+---+--------------+--------------+
-//!   32 random bits    1      11 bits        20 bits
+//!  63             32 31  30 29       20 19           0
+//! +-----------------+------+-----------+--------------+
+//! |  session tag    |  K   | generation|  slot index  |
+//! +-----------------+------+-----------+--------------+
+//!   32 random bits   2 bits   10 bits       20 bits
 //! ```
 //!
 //! - **tag**: 32 bits of OS randomness drawn at `aclInit` (never 0, never the previous
 //!   session's), so a token copied from another process, or kept across
 //!   `aclFinalize`/`aclInit`, is recognised as foreign instead of aliasing a local handle.
 //!   A non-zero tag also keeps every token non-NULL, and far from any mapped address.
-//! - **K**: the kind, 0 = notify, 1 = stream, so one kind passed as the other is rejected.
+//! - **K**: the kind (notify, stream, context, event), so one kind passed as another is rejected.
 //! - **generation**: bumped each time the slot is freed, so a destroyed token stays dead when its
 //!   slot is reused (107017, R8/R10). Freed slots are reused first-in first-out, and only once
 //!   [`MIN_FREE`] of them are free, so a slot comes back at most once every `MIN_FREE`
-//!   allocations and its 11-bit generation wraps only after more than two million handles.
+//!   allocations and its 10-bit generation wraps only after more than a million handles.
 //! - **index**: the slot in this process's table (at most 2^20 live handles per kind).
 //!
 //! Decoding a token is arithmetic on an integer followed by a bounds-checked table lookup: no
@@ -36,7 +36,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use notify_api::{Result, err};
 
 const INDEX_BITS: u32 = 20;
-const GEN_BITS: u32 = 11;
+const GEN_BITS: u32 = 10;
+const KIND_BITS: u32 = 2;
 const KIND_SHIFT: u32 = INDEX_BITS + GEN_BITS;
 const TAG_SHIFT: u32 = 32;
 const INDEX_MASK: u64 = (1 << INDEX_BITS) - 1;
@@ -53,6 +54,8 @@ const MIN_FREE: usize = 1024;
 pub(crate) enum Kind {
     Notify,
     Stream,
+    Context,
+    Event,
 }
 
 impl Kind {
@@ -60,6 +63,18 @@ impl Kind {
         match self {
             Self::Notify => 0,
             Self::Stream => 1,
+            Self::Context => 2,
+            Self::Event => 3,
+        }
+    }
+
+    const fn from_bit(bit: u64) -> Option<Self> {
+        match bit {
+            0 => Some(Self::Notify),
+            1 => Some(Self::Stream),
+            2 => Some(Self::Context),
+            3 => Some(Self::Event),
+            _ => None,
         }
     }
 
@@ -67,6 +82,8 @@ impl Kind {
         match self {
             Self::Notify => "notify",
             Self::Stream => "stream",
+            Self::Context => "context",
+            Self::Event => "event",
         }
     }
 }
@@ -91,7 +108,7 @@ impl Token {
     fn decode(raw: u64) -> Self {
         Self {
             tag: (raw >> TAG_SHIFT) as u32,
-            kind: (raw >> KIND_SHIFT) & 1,
+            kind: (raw >> KIND_SHIFT) & ((1 << KIND_BITS) - 1),
             generation: ((raw >> INDEX_BITS) & GEN_MASK) as u16,
             index: (raw & INDEX_MASK) as u32,
         }
@@ -159,11 +176,11 @@ impl<T> Table<T> {
     pub(crate) fn insert(&self, value: T) -> Result<*mut c_void> {
         let mut inner = self.lock();
         if inner.closed {
-            return Err(err!(
-                UNINITIALIZE,
-                "R15: aclFinalize ran while this call was in progress; the new {} was released",
-                self.kind.name()
-            ));
+            return Err(
+                err!(R15: UNINITIALIZE, "aclFinalize ran while this call was in progress; the new {} was released",
+                    self.kind.name()
+                ),
+            );
         }
         let reuse = inner.free.len() >= MIN_FREE || inner.slots.len() >= MAX_SLOTS;
         let index = match inner.free.pop_front() {
@@ -174,11 +191,11 @@ impl<T> Table<T> {
                     inner.free.push_front(index);
                 }
                 if inner.slots.len() >= MAX_SLOTS {
-                    return Err(err!(
-                        RT_INTERNAL_ERROR,
-                        "R10: this process already holds {MAX_SLOTS} live {} handles",
-                        self.kind.name()
-                    ));
+                    return Err(
+                        err!(R10: RT_INTERNAL_ERROR, "this process already holds {MAX_SLOTS} live {} handles",
+                            self.kind.name()
+                        ),
+                    );
                 }
                 inner.slots.push(Slot {
                     generation: 0,
@@ -254,30 +271,30 @@ impl<T> Table<T> {
         let what = self.kind.name();
         let token = Token::decode(raw);
         if token.tag != self.tag {
-            return Err(err!(
-                RT_INVALID_HANDLE,
-                "R10: {raw:#x} is not a {what} handle of this process (unknown, from another \
-                 process, or from before the last aclFinalize)"
-            ));
+            return Err(
+                err!(R10: RT_INVALID_HANDLE, "{raw:#x} is not a {what} handle of this process (unknown, from another \
+                     process, or from before the last aclFinalize)"
+                ),
+            );
         }
         if token.kind != self.kind.bit() {
-            return Err(err!(
-                RT_INVALID_HANDLE,
-                "R10: {raw:#x} is a {} handle, not a {what} handle",
-                if token.kind == 0 { "notify" } else { "stream" }
-            ));
+            return Err(
+                err!(R10: RT_INVALID_HANDLE, "{raw:#x} is a {} handle, not a {what} handle",
+                    Kind::from_bit(token.kind).map_or("unknown", Kind::name)
+                ),
+            );
         }
         let index = token.index as usize;
         match inner.slots.get(index) {
             Some(slot) if slot.generation == token.generation && slot.value.is_some() => Ok(index),
-            Some(_) => Err(err!(
-                RT_INVALID_HANDLE,
-                "R10: {what} handle {raw:#x} was destroyed"
-            )),
-            None => Err(err!(
-                RT_INVALID_HANDLE,
-                "R10: {raw:#x} is not a {what} handle this process handed out"
-            )),
+            Some(_) => Err(
+                err!(R10: RT_INVALID_HANDLE, "{what} handle {raw:#x} was destroyed"
+                ),
+            ),
+            None => Err(
+                err!(R10: RT_INVALID_HANDLE, "{raw:#x} is not a {what} handle this process handed out"
+                ),
+            ),
         }
     }
 }

@@ -34,13 +34,14 @@
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("ascendcl-sim encodes handles as 64-bit tokens and needs 64-bit pointers");
 
+mod abi;
 mod boundary;
 mod cache;
 pub mod exports;
-#[doc(hidden)]
-pub mod fuzzing;
 mod handles;
+pub mod pending;
 mod ptr;
 mod runtime;
 
 pub use exports::*;
+pub use pending::*;

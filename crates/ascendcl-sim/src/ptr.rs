@@ -11,7 +11,7 @@ use std::ffi::c_char;
 use notify_api::{EXPORT_KEY_LEN, ExportKey, Result, err};
 
 fn null(what: &str) -> notify_api::Error {
-    err!(INVALID_PARAM, "R15: the pointer argument `{what}` is NULL")
+    err!(R15: INVALID_PARAM, "the pointer argument `{what}` is NULL")
 }
 
 /// An out-parameter `T *`.
@@ -62,11 +62,11 @@ impl<T: Copy> ArrayIn<T> {
     pub(crate) fn read(&self) -> Result<Vec<T>> {
         let max = isize::MAX as usize / size_of::<T>().max(1);
         if self.len > max {
-            return Err(err!(
-                RT_PARAM_INVALID,
-                "R15: count {} is larger than any array can be",
-                self.len
-            ));
+            return Err(
+                err!(R15: RT_PARAM_INVALID, "count {} is larger than any array can be",
+                    self.len
+                ),
+            );
         }
         // Grow as we read rather than reserving `len` up front: a lying count then ends at the
         // caller's bad memory, not in a huge allocation on our side.
@@ -98,24 +98,20 @@ impl KeyIn {
     }
 
     /// Reads the key byte by byte, stopping at the NUL or after 65 bytes, whichever comes
-    /// first: never a byte beyond the terminator, since the caller's buffer may end there.
-    ///
-    /// # Errors
-    /// `RT_PARAM_INVALID` (107000) when no NUL comes within 65 bytes or the text is not a key
-    /// (R7).
-    pub(crate) fn read(&self) -> Result<ExportKey> {
-        let mut buf = [0u8; EXPORT_KEY_LEN];
-        let mut len = EXPORT_KEY_LEN;
-        for (i, byte) in buf.iter_mut().enumerate() {
+    /// first: never a byte beyond the terminator, since the caller's buffer may end there. What
+    /// the bytes mean (R7's format checks) is `raw`'s business.
+    pub(crate) fn read(&self) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(EXPORT_KEY_LEN);
+        for i in 0..EXPORT_KEY_LEN {
             // SAFETY: `new`'s caller promised a readable C string (or 65 readable bytes); we
             // stop at its NUL, so byte `i` is within it.
-            *byte = unsafe { self.ptr.add(i).read() } as u8;
-            if *byte == 0 {
-                len = i + 1;
+            let byte = unsafe { self.ptr.add(i).read() } as u8;
+            buf.push(byte);
+            if byte == 0 {
                 break;
             }
         }
-        ExportKey::from_c_buf(&buf[..len])
+        buf
     }
 }
 
@@ -136,24 +132,23 @@ impl KeyOut {
         Ok(Self { ptr, len })
     }
 
-    /// R5: `len` must be at least [`EXPORT_KEY_LEN`], whatever the key's own length.
-    pub(crate) fn check_len(&self) -> Result<()> {
-        if self.len < EXPORT_KEY_LEN {
-            return Err(err!(
-                RT_PARAM_INVALID,
-                "R5: key buffer length {} is below the minimum {EXPORT_KEY_LEN}",
-                self.len
-            ));
-        }
-        Ok(())
+    /// The buffer's length, for `raw`'s R5 check.
+    pub(crate) fn len(&self) -> usize {
+        self.len
     }
 
     /// Writes the key, NUL-terminated and zero-padded, into the first 65 bytes.
     pub(crate) fn write(self, key: &ExportKey) -> Result<()> {
-        self.check_len()?;
-        // SAFETY: `new`'s caller promised `len` writable bytes and `check_len` ensured
-        // `len >= EXPORT_KEY_LEN`, so this slice lies within the caller's buffer; it lives only
-        // for this statement and nothing else refers to that memory during the call.
+        if self.len < EXPORT_KEY_LEN {
+            return Err(err!(
+                R5: RT_PARAM_INVALID,
+                "key buffer length {} is below the minimum {EXPORT_KEY_LEN}",
+                self.len
+            ));
+        }
+        // SAFETY: `new`'s caller promised `len` writable bytes and `len >= EXPORT_KEY_LEN` was
+        // just checked, so this slice lies within the caller's buffer; it lives only for this
+        // statement and nothing else refers to that memory during the call.
         let buf = unsafe { std::slice::from_raw_parts_mut(self.ptr.cast::<u8>(), EXPORT_KEY_LEN) };
         key.write_c_buf(buf)
     }

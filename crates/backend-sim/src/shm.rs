@@ -16,7 +16,7 @@ use rustix::fs::{FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mm::{MapFlags, ProtFlags};
 
-use crate::layout::{Header, NotifySlot, ProcSlot};
+use crate::registry::layout::{Header, NotifySlot, ProcSlot};
 
 /// Where `shm_open` keeps segments on Linux; lock files live beside them (R9).
 pub(crate) const SHM_DIR: &str = "/dev/shm";
@@ -37,7 +37,7 @@ pub(crate) fn file_prefix(ns: &str) -> String {
 }
 
 pub(crate) fn os_error(what: &str, e: Errno) -> Error {
-    Error::new(AclError::RT_INTERNAL_ERROR, format!("{what}: {e}"))
+    Error::os(what, std::io::Error::from_raw_os_error(e.raw_os_error()))
 }
 
 /// Opens the segment; with `create`, creates it exclusively if it does not exist.
@@ -76,34 +76,28 @@ pub(crate) fn unlink_segment(ns: &str) -> Result<bool> {
     }
 }
 
-/// Removes every lock file of a namespace (after the segment is gone, or to clean up).
-pub(crate) fn remove_lock_files(ns: &str) -> usize {
+/// The names of every file of a namespace in [`SHM_DIR`]: the segment itself and every file
+/// named `ascend-notify.<ns>.*` (R9: lock files; memory objects).
+pub(crate) fn namespace_files(ns: &str) -> Vec<String> {
+    let segment = segment_name(ns);
     let prefix = file_prefix(ns);
     let Ok(dir) = std::fs::read_dir(SHM_DIR) else {
-        return 0;
+        return Vec::new();
     };
-    dir.filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with(&prefix))
-        })
-        .filter(|e| std::fs::remove_file(e.path()).is_ok())
-        .count()
+    dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| *n == segment || n.starts_with(&prefix))
+        .collect()
 }
 
-/// Whether any process still holds a liveness lock of the namespace: then its segment, however
-/// damaged, is in use and must not be replaced.
-pub(crate) fn any_live_lock_file(ns: &str) -> bool {
-    let prefix = file_prefix(ns);
-    let Ok(dir) = std::fs::read_dir(SHM_DIR) else {
-        return true;
-    };
-    let mut cache = std::collections::HashMap::new();
-    dir.filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| n.starts_with(&prefix) && n[prefix.len()..].starts_with("proc"))
-        .any(|n| proc_alive(&mut cache, (), &format!("{SHM_DIR}/{n}")))
+/// Removes every file of a namespace but its segment (after the segment is gone, or to clean
+/// up); returns how many it removed.
+pub(crate) fn remove_namespace_files(ns: &str) -> usize {
+    let segment = segment_name(ns);
+    namespace_files(ns)
+        .into_iter()
+        .filter(|n| *n != segment)
+        .filter(|n| std::fs::remove_file(format!("{SHM_DIR}/{n}")).is_ok())
+        .count()
 }
 
 /// Takes an exclusive `flock`, retrying on `EINTR`.
@@ -118,40 +112,72 @@ pub(crate) fn flock(fd: impl AsFd, op: FlockOperation) -> rustix::io::Result<()>
 
 /// Creates this process's liveness lock file and locks it for the process's lifetime (R9).
 pub(crate) fn create_proc_lock(path: &str) -> Result<OwnedFd> {
-    let fd = rustix::fs::open(
-        path,
-        OFlags::RDWR | OFlags::CREATE | OFlags::CLOEXEC,
-        Mode::RUSR | Mode::WUSR,
-    )
-    .map_err(|e| os_error(&format!("creating lock file {path}"), e))?;
+    let fd = open_lock_file(path)?;
     flock(&fd, FlockOperation::NonBlockingLockExclusive)
         .map_err(|e| os_error(&format!("locking {path} (another process holds it)"), e))?;
     Ok(fd)
 }
 
-/// Whether the process that locked `path` is still alive: the kernel drops an `flock` when its
-/// holder dies, so a lock we can take means a dead holder. A missing file means the holder died
-/// before creating it (or a reclaimer removed it part way): dead too.
-pub(crate) fn proc_alive<K: std::hash::Hash + Eq>(
-    cache: &mut std::collections::HashMap<K, OwnedFd>,
-    key: K,
-    path: &str,
-) -> bool {
-    let fd = match cache.entry(key) {
-        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-        std::collections::hash_map::Entry::Vacant(v) => {
-            match rustix::fs::open(path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()) {
-                Ok(fd) => v.insert(fd),
-                Err(_) => return false,
-            }
+/// The namespace's shared liveness file: every attached process holds a shared `flock` on it
+/// for its lifetime, so "is any other process of this namespace alive?" is one non-blocking
+/// exclusive `flock` (R9, §4 "Cleanup"), whatever the number of processes.
+pub(crate) fn alive_path(ns: &str) -> String {
+    format!("{SHM_DIR}/{}.alive", segment_name(ns))
+}
+
+/// Opens (creating if needed) a file of the namespace for locking.
+pub(crate) fn open_lock_file(path: &str) -> Result<OwnedFd> {
+    rustix::fs::open(
+        path,
+        OFlags::RDWR | OFlags::CREATE | OFlags::CLOEXEC,
+        Mode::RUSR | Mode::WUSR,
+    )
+    .map_err(|e| os_error(&format!("opening {path}"), e))
+}
+
+/// Whether the process that locked `fd`'s file is still alive: the kernel drops an `flock`
+/// when its holder dies, so a lock we can take means a dead holder.
+pub(crate) fn holder_alive(fd: &OwnedFd) -> bool {
+    match flock(fd, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {
+            let _ = flock(fd, FlockOperation::Unlock);
+            false
         }
-    };
-    match flock(&*fd, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => false,
         Err(Errno::WOULDBLOCK) => true,
         // Anything else: we cannot prove it dead, and reclaiming a live process would harm it.
         Err(_) => true,
     }
+}
+
+/// Opens another process's lock file to probe it; `None` if it does not exist (its holder died
+/// before creating it, or a reclaimer removed it part way: dead too).
+pub(crate) fn open_peer_lock(path: &str) -> Option<OwnedFd> {
+    rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()
+}
+
+/// `CLOCK_BOOTTIME` in nanoseconds: the clock process start times count in (R7).
+pub(crate) fn boot_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    (t.tv_sec as u64).saturating_mul(1_000_000_000) + t.tv_nsec as u64
+}
+
+/// When this process started, in `CLOCK_BOOTTIME` nanoseconds (field 22 of `/proc/self/stat`,
+/// in clock ticks since boot); `None` if `/proc` cannot tell.
+pub(crate) fn process_start_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let ticks: u64 = rest.split_whitespace().nth(19)?.parse().ok()?;
+    // SAFETY: `sysconf` reads a constant of the C library and touches no memory of ours.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = u64::try_from(hz).ok().filter(|&h| h > 0)?;
+    Some(ticks.saturating_mul(1_000_000_000) / hz)
+}
+
+/// The inode of this process's PID namespace (`/proc/self/ns/pid`), `0` if unknown (R16).
+pub(crate) fn pid_namespace() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino())
 }
 
 /// The size of the segment behind `fd`, and its link count (0 once unlinked).

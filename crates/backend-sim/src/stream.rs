@@ -29,10 +29,14 @@ use std::time::{Duration, Instant};
 
 use notify_api::{Error, Result, err};
 
-use crate::NotifyRef;
+use crate::fork;
+use crate::registry::NotifyRef;
 use crate::wake;
 
 pub(crate) enum Task {
+    /// Does nothing (tests).
+    #[cfg(test)]
+    Nop,
     Record(Arc<NotifyRef>),
     /// A wait and its deadline (from the enqueue time; `None` waits forever).
     Wait(Arc<NotifyRef>, Option<Instant>, u32),
@@ -80,7 +84,9 @@ struct State {
     runs: u64,
     /// Threads blocked in `done.wait`: `notify_all` is a system call, skipped when zero.
     sync_waiters: u32,
-    wakers: Vec<Waker>,
+    /// The wakers of pending async synchronizes, one per future (by its id).
+    wakers: Vec<(u64, Waker)>,
+    next_future: u64,
 }
 
 /// What the worker saw at its previous look at the state.
@@ -98,6 +104,8 @@ struct Seen {
 
 pub(crate) struct StreamCore {
     pub device: i32,
+    /// The fork generation it was made in (R17): a child never touches its locks.
+    generation: u64,
     /// `queue.is_empty() && !busy`, published on every change under the lock, so that a record
     /// on an idle stream (the common case) runs without taking the lock at all.
     idle: AtomicBool,
@@ -126,6 +134,7 @@ impl StreamCore {
     pub(crate) fn new(device: i32) -> Arc<Self> {
         Arc::new(Self {
             device,
+            generation: fork::generation(),
             idle: AtomicBool::new(true),
             state: Mutex::default(),
             done: Condvar::new(),
@@ -137,70 +146,82 @@ impl StreamCore {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether this stream was made in this process (not inherited through a fork, R17).
+    pub(crate) fn is_own(&self) -> bool {
+        self.generation == fork::generation()
+    }
+
     /// R2: enqueues a record; on an idle stream it runs inline (no thread, no system call).
     #[inline]
-    pub(crate) fn record(self: &Arc<Self>, notify: &Arc<NotifyRef>) {
+    pub(crate) fn record(self: &Arc<Self>, notify: &Arc<NotifyRef>) -> Result<()> {
         // Nothing queued ahead of it: a record that races with another thread's enqueue is
         // ordered before it, as if it had been enqueued first; within one thread the Acquire
         // load sees every enqueue the thread made.
         if self.idle.load(Acquire) {
             wake::record(notify.slot());
-            return;
+            return Ok(());
         }
-        self.record_queued(notify);
+        self.record_queued(notify)
     }
 
     /// The rest of [`record`](Self::record), out of line: the stream had (or has) work queued.
     #[inline(never)]
-    fn record_queued(self: &Arc<Self>, notify: &Arc<NotifyRef>) {
+    fn record_queued(self: &Arc<Self>, notify: &Arc<NotifyRef>) -> Result<()> {
         let mut st = self.lock();
-        st.submitted += 1;
         if st.queue.is_empty() && !st.busy {
+            st.submitted += 1;
             wake::record(notify.slot());
             st.finished += 1;
-            return;
+            return Ok(());
         }
-        self.push(&mut st, Task::Record(notify.clone()));
+        self.push(&mut st, Task::Record(notify.clone()))
     }
 
     /// R2/R3: enqueues a wait; it completes inline only if the flag is already set.
-    pub(crate) fn wait(self: &Arc<Self>, notify: &Arc<NotifyRef>, timeout_secs: u32) {
+    pub(crate) fn wait(self: &Arc<Self>, notify: &Arc<NotifyRef>, timeout_secs: u32) -> Result<()> {
         let deadline = (timeout_secs > 0)
             .then(|| Instant::now() + Duration::from_secs(u64::from(timeout_secs)));
         let mut st = self.lock();
-        st.submitted += 1;
         if st.queue.is_empty() && !st.busy && wake::try_consume(notify.slot()) {
+            st.submitted += 1;
             st.finished += 1;
-            return;
+            return Ok(());
         }
-        self.push(&mut st, Task::Wait(notify.clone(), deadline, timeout_secs));
+        self.push(&mut st, Task::Wait(notify.clone(), deadline, timeout_secs))
     }
 
-    fn push(self: &Arc<Self>, st: &mut State, task: Task) {
+    /// Queues `task`. Fails only when the stream has no worker and none can be started: then
+    /// nothing would run the task unless the caller synchronizes, so it is not queued at all.
+    fn push(self: &Arc<Self>, st: &mut State, task: Task) -> Result<()> {
         st.queue.push_back(task);
+        st.submitted += 1;
         self.idle.store(false, Release);
-        self.kick(st, false);
+        if let Err(e) = self.kick(st, false) {
+            st.queue.pop_back();
+            st.submitted -= 1;
+            self.idle.store(st.queue.is_empty() && !st.busy, Release);
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Makes sure somebody will run the queue even if nobody synchronizes: now if `urgent`,
     /// else within the grace period.
-    fn kick(self: &Arc<Self>, st: &mut State, urgent: bool) {
+    fn kick(self: &Arc<Self>, st: &mut State, urgent: bool) -> Result<()> {
         st.urgent |= urgent;
         match st.worker {
             Worker::None => {
                 let core = Arc::clone(self);
-                let spawned = std::thread::Builder::new()
-                    .name(format!("ascend-sim-stream-d{}", self.device))
-                    .spawn(move || core.worker());
-                // Without a worker the queue still runs at the next synchronize.
-                if spawned.is_ok() {
-                    st.worker = Worker::Awake;
-                }
+                spawn_worker(format!("ascend-sim-stream-d{}", self.device), move || {
+                    core.worker()
+                })?;
+                st.worker = Worker::Awake;
             }
             Worker::Asleep => self.work.notify_one(),
             Worker::Ticking if urgent => self.work.notify_one(),
             Worker::Ticking | Worker::Awake => {}
         }
+        Ok(())
     }
 
     fn worker(self: Arc<Self>) {
@@ -284,6 +305,8 @@ impl StreamCore {
             };
             drop(st);
             let outcome = match &task {
+                #[cfg(test)]
+                Task::Nop => Outcome::Done(Ok(())),
                 Task::Record(n) => {
                     wake::record(n.slot());
                     Outcome::Done(Ok(()))
@@ -297,11 +320,11 @@ impl StreamCore {
                     if wake::wait(n.slot(), until) {
                         Outcome::Done(Ok(()))
                     } else if deadline.is_some_and(|d| Instant::now() >= d) {
-                        Outcome::Done(Err(err!(
-                            RT_WAIT_TIMEOUT,
-                            "R3: the wait on notify {} timed out after {secs} s",
-                            n.slot_ref().index
-                        )))
+                        Outcome::Done(Err(
+                            err!(R3: RT_WAIT_TIMEOUT, "the wait on notify {} timed out after {secs} s",
+                                n.slot_ref().index
+                            ),
+                        ))
                     } else {
                         Outcome::Interrupted
                     }
@@ -318,7 +341,7 @@ impl StreamCore {
                     {
                         st.first_error = Some(e);
                     }
-                    for w in st.wakers.drain(..) {
+                    for (_, w) in st.wakers.drain(..) {
                         w.wake();
                     }
                     if st.sync_waiters > 0 {
@@ -360,8 +383,9 @@ impl StreamCore {
                 let (guard, interrupted) = self.run(st, Some((target, deadline)));
                 st = guard;
                 if interrupted {
-                    // R2: the remaining tasks keep running without us.
-                    self.kick(&mut st, true);
+                    // R2: the remaining tasks keep running without us (if no worker can be
+                    // started, the next synchronize runs them).
+                    let _ = self.kick(&mut st, true);
                     return Err(sync_timeout());
                 }
                 continue;
@@ -389,9 +413,15 @@ impl StreamCore {
 
     /// R2: the async form of `synchronize`.
     pub(crate) fn synchronize_async(self: &Arc<Self>) -> SyncFuture {
+        let id = {
+            let mut st = self.lock();
+            st.next_future += 1;
+            st.next_future
+        };
         SyncFuture {
             core: Arc::clone(self),
             target: None,
+            id,
         }
     }
 
@@ -404,18 +434,18 @@ impl StreamCore {
 }
 
 fn sync_timeout() -> Error {
-    err!(
-        RT_STREAM_SYNC_TIMEOUT,
-        "R2: stream synchronize gave up; its tasks stay queued and keep running"
+    err!(R2: RT_STREAM_SYNC_TIMEOUT, "stream synchronize gave up; its tasks stay queued and keep running"
     )
 }
 
-/// The future of [`StreamCore::synchronize_async`]: completes when the worker has run every task
-/// enqueued before the first poll.
+/// The future of [`StreamCore::synchronize_async`]: completes when the tasks enqueued before
+/// its first poll have run. It keeps one waker in the stream, replaced only when the executor
+/// hands it a different one.
 #[derive(Debug)]
 pub(crate) struct SyncFuture {
     core: Arc<StreamCore>,
     target: Option<u64>,
+    id: u64,
 }
 
 impl Future for SyncFuture {
@@ -426,12 +456,128 @@ impl Future for SyncFuture {
         let mut st = core.lock();
         let target = *self.target.get_or_insert(st.submitted);
         if st.finished >= target {
+            st.wakers.retain(|(id, _)| *id != self.id);
             return Poll::Ready(st.first_error.take().map_or(Ok(()), Err));
         }
-        st.wakers.push(cx.waker().clone());
-        if !st.busy && !st.queue.is_empty() {
-            core.kick(&mut st, true);
+        match st.wakers.iter_mut().find(|(id, _)| *id == self.id) {
+            Some((_, w)) if w.will_wake(cx.waker()) => {}
+            Some((_, w)) => *w = cx.waker().clone(),
+            None => st.wakers.push((self.id, cx.waker().clone())),
+        }
+        if !st.busy && !st.queue.is_empty() && core.kick(&mut st, true).is_err() {
+            // No worker can run the queue for us: run it here, as a blocking synchronize does.
+            drop(st);
+            return Poll::Ready(core.synchronize(None));
         }
         Poll::Pending
+    }
+}
+
+impl Drop for SyncFuture {
+    fn drop(&mut self) {
+        if self.core.is_own() {
+            let id = self.id;
+            self.core.lock().wakers.retain(|(i, _)| *i != id);
+        }
+    }
+}
+
+/// Starts a stream worker thread.
+fn spawn_worker(name: String, body: impl FnOnce() + Send + 'static) -> Result<()> {
+    #[cfg(test)]
+    if tests::FAIL_SPAWN.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(err!(
+            R2: RT_INTERNAL_ERROR,
+            "could not start the stream's worker thread ({name}): injected failure"
+        ));
+    }
+    std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(body)
+        .map(drop)
+        .map_err(|e| {
+            err!(
+                R2: RT_INTERNAL_ERROR,
+                "could not start the stream's worker thread ({name}): {e}; nothing would run \
+                 this task unless the stream is synchronized, so it was not enqueued"
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    /// Makes the next worker spawns fail (tests only).
+    pub(super) static FAIL_SPAWN: AtomicBool = AtomicBool::new(false);
+
+    struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn blocked_stream() -> Arc<StreamCore> {
+        let core = StreamCore::new(0);
+        // A busy stream: a run is going on, so a queued task stays queued.
+        let mut st = core.lock();
+        st.busy = true;
+        st.queue.push_back(Task::Nop);
+        st.submitted += 1;
+        drop(st);
+        core
+    }
+
+    /// Re-polling a pending future must not pile up wakers in the stream.
+    #[test]
+    fn a_pending_future_keeps_one_waker() {
+        let core = blocked_stream();
+        let waker = std::task::Waker::from(Arc::new(CountingWaker(Default::default())));
+        let mut cx = Context::from_waker(&waker);
+        let mut fut = Box::pin(core.synchronize_async());
+        for _ in 0..100 {
+            assert!(fut.as_mut().poll(&mut cx).is_pending());
+        }
+        assert_eq!(core.lock().wakers.len(), 1, "one waker per future");
+        let other = std::task::Waker::from(Arc::new(CountingWaker(Default::default())));
+        let mut cx2 = Context::from_waker(&other);
+        assert!(fut.as_mut().poll(&mut cx2).is_pending());
+        assert_eq!(
+            core.lock().wakers.len(),
+            1,
+            "a new waker replaces the old one"
+        );
+        drop(fut);
+        assert!(
+            core.lock().wakers.is_empty(),
+            "a dropped future takes its waker along"
+        );
+        let mut st = core.lock();
+        st.queue.clear();
+        st.busy = false;
+    }
+
+    /// A worker that cannot be started fails the enqueue instead of leaving a task nobody runs.
+    #[test]
+    fn a_failed_worker_spawn_is_reported() {
+        let core = blocked_stream();
+        FAIL_SPAWN.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut st = core.lock();
+        let before = (st.queue.len(), st.submitted);
+        let r = core.push(&mut st, Task::Nop);
+        FAIL_SPAWN.store(false, std::sync::atomic::Ordering::SeqCst);
+        let e = r.expect_err("the spawn failure must reach the caller");
+        assert_eq!(e.code(), notify_api::AclError::RT_INTERNAL_ERROR);
+        assert!(e.reason().contains("worker thread"), "{e}");
+        assert_eq!(
+            (st.queue.len(), st.submitted),
+            before,
+            "nothing was enqueued"
+        );
+        st.queue.clear();
+        st.busy = false;
     }
 }

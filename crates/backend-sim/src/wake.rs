@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use rustix::io::Errno;
 use rustix::thread::futex;
 
-use crate::layout::NotifySlot;
+use crate::registry::layout::NotifySlot;
 
 /// The longest single futex sleep. A record always wakes a counted sleeper at once; the cap
 /// only bounds how long a corrupted `waiters` count (R14) can delay a wake-up, at the price of

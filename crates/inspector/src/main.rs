@@ -1,7 +1,7 @@
-//! `ascend-notify-sim`: inspect and remove simulator namespaces.
+//! `ascend-notify-sim`: inspect, reclaim and remove simulator namespaces.
 //!
-//! It never creates a namespace and never attaches to one, so it never counts itself; running it
-//! reclaims the references of dead processes (R9) as a side effect.
+//! It never creates a namespace and never attaches to one, so it never counts itself. Reading
+//! changes nothing; dead processes are reclaimed (R9) only by `reclaim`.
 
 use std::process::ExitCode;
 
@@ -38,6 +38,12 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Reclaims every dead process of a namespace (R9) and says how many there were.
+    Reclaim {
+        /// The namespace (default: $ASCEND_NOTIFY_SIM_NAMESPACE, else the per-user default).
+        #[arg(long)]
+        namespace: Option<String>,
+    },
     /// Removes a namespace's segment and lock files.
     Remove {
         /// The namespace to remove.
@@ -68,7 +74,7 @@ fn run(cli: Cli) -> notify_api::Result<()> {
             json,
         } => {
             let ns = namespace(ns);
-            let snap = backend_sim::inspect(&ns)?;
+            let snap = backend_sim::inspect::inspect(&ns)?;
             let exists = snap.is_some();
             let snap = snap.unwrap_or_default();
             let mut per_device = vec![0u32; snap.devices as usize];
@@ -77,15 +83,30 @@ fn run(cli: Cli) -> notify_api::Result<()> {
                     *c += 1;
                 }
             }
+            let alive: Vec<i32> = snap
+                .processes
+                .iter()
+                .filter(|p| p.alive)
+                .map(|p| p.tgid)
+                .collect();
+            let dead: Vec<i32> = snap
+                .processes
+                .iter()
+                .filter(|p| !p.alive)
+                .map(|p| p.tgid)
+                .collect();
             if json {
                 let value = serde_json::json!({
                     "namespace": ns,
                     "exists": exists,
-                    "processes": snap.processes.len(),
+                    "processes": alive.len(),
+                    "dead_processes": dead.len(),
                     "notifies": snap.notifies.len(),
                     "devices": snap.devices,
                     "capacity": snap.capacity,
-                    "pids": snap.processes,
+                    "max_processes": snap.max_processes,
+                    "pids": alive,
+                    "dead_pids": dead,
                     "notifies_per_device": per_device,
                 });
                 println!("{value}");
@@ -93,13 +114,18 @@ fn run(cli: Cli) -> notify_api::Result<()> {
                 println!("namespace {ns}: does not exist");
             } else {
                 println!(
-                    "namespace {ns}: {} live processes {:?}, {} notifies ({} devices x {} slots)",
-                    snap.processes.len(),
-                    snap.processes,
+                    "namespace {ns}: {} live processes {alive:?}, {} notifies ({} devices x {} slots)",
+                    alive.len(),
                     snap.notifies.len(),
                     snap.devices,
                     snap.capacity
                 );
+                if !dead.is_empty() {
+                    println!(
+                        "  {} dead processes not reclaimed yet {dead:?} (run `reclaim`)",
+                        dead.len()
+                    );
+                }
                 for (device, count) in per_device.iter().enumerate().filter(|(_, c)| **c > 0) {
                     println!("  device {device}: {count} notifies");
                 }
@@ -110,7 +136,7 @@ fn run(cli: Cli) -> notify_api::Result<()> {
             json,
         } => {
             let ns = namespace(ns);
-            let snap = backend_sim::inspect(&ns)?.unwrap_or_default();
+            let snap = backend_sim::inspect::inspect(&ns)?.unwrap_or_default();
             for n in &snap.notifies {
                 if json {
                     println!("{}", serde_json::to_string(n).unwrap_or_default());
@@ -128,6 +154,13 @@ fn run(cli: Cli) -> notify_api::Result<()> {
                         u8::from(n.flag)
                     );
                 }
+            }
+        }
+        Cmd::Reclaim { namespace: ns } => {
+            let ns = namespace(ns);
+            match backend_sim::inspect::reclaim(&ns)? {
+                Some(n) => println!("namespace {ns}: reclaimed {n} dead processes"),
+                None => println!("namespace {ns}: does not exist"),
             }
         }
         Cmd::Remove { namespace: ns } => {
