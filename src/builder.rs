@@ -3,7 +3,7 @@
 use std::ffi::OsStr;
 use std::path::PathBuf;
 
-use notify_api::{BackendKind, Error, Result, err};
+use notify_api::{AclError, BackendKind, Error, Result};
 
 use crate::Runtime;
 
@@ -13,15 +13,17 @@ pub const BACKEND_ENV: &str = "ASCEND_NOTIFY_BACKEND";
 
 /// Configuration for a [`Runtime`].
 ///
-/// The backend is, in this order: the one named with [`RuntimeBuilder::backend`]; else the one
-/// `ASCEND_NOTIFY_BACKEND` names (`sim` or `ascend`; empty counts as unset); else the first that
-/// works: `ascend` when `libascendcl.so` can be loaded, otherwise `sim`.
+/// The backend is, in this order:
+/// 1. the one named with [`RuntimeBuilder::backend`];
+/// 2. else the one `ASCEND_NOTIFY_BACKEND` names (`sim` or `ascend`; empty counts as unset);
+/// 3. else automatic: `ascend` when `libascendcl.so` (or `libacl_rt.so`) is found and loads;
+///    the simulator only when the library is **not found anywhere** on the search path and the
+///    simulator is compiled in. A library that is found but fails to load, or whose `aclInit`
+///    fails, is an error naming the file, where it looked and why: a program on an NPU machine
+///    with a broken install must not quietly run on the simulator.
 ///
-/// In that last, automatic, case the fallback to the simulator happens only when the library
-/// cannot be found or loaded; a library that loads but whose `aclInit` fails is reported as an
-/// error, since a program on an NPU machine must not silently run on the simulator.
-///
-/// Options of a backend that is not chosen (or not compiled in) are ignored.
+/// An option of a backend other than the chosen one is an error, not silently ignored (a
+/// namespace is a simulator option: the real runtime has none).
 #[derive(Clone, Debug, Default)]
 pub struct RuntimeBuilder {
     backend: Option<BackendKind>,
@@ -37,7 +39,28 @@ struct SimOptions {
     namespace: Option<String>,
     devices: Option<u32>,
     capacity: Option<u32>,
+    processes: Option<u32>,
+    device_memory: Option<u64>,
     virtualized: Option<bool>,
+    strict: Option<bool>,
+}
+
+impl SimOptions {
+    /// The name of the first option that was set, for errors.
+    #[cfg_attr(not(feature = "ascend"), allow(dead_code))]
+    fn first_set(&self) -> Option<&'static str> {
+        [
+            ("namespace", self.namespace.is_some()),
+            ("devices", self.devices.is_some()),
+            ("capacity", self.capacity.is_some()),
+            ("processes", self.processes.is_some()),
+            ("device_memory", self.device_memory.is_some()),
+            ("virtualized", self.virtualized.is_some()),
+            ("strict", self.strict.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(name, set)| set.then_some(name))
+    }
 }
 
 impl RuntimeBuilder {
@@ -71,13 +94,33 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Simulator: processes that may be attached at once, used if this process creates the
+    /// namespace.
+    pub fn processes(mut self, processes: u32) -> Self {
+        self.sim.processes = Some(processes);
+        self
+    }
+
+    /// Simulator: bytes of device memory per device, used if this process creates the
+    /// namespace.
+    pub fn device_memory(mut self, bytes: u64) -> Self {
+        self.sim.device_memory = Some(bytes);
+        self
+    }
+
     /// Simulator: whether this process runs in a virtualization instance (R12).
     pub fn virtualized(mut self, virtualized: bool) -> Self {
         self.sim.virtualized = Some(virtualized);
         self
     }
 
-    /// Ascend: load `libascendcl.so` from this path and nowhere else (else
+    /// Simulator: whether the hazards of §5 fail instead of being counted.
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.sim.strict = Some(strict);
+        self
+    }
+
+    /// Ascend: load the runtime library from this path and nowhere else (else
     /// `ASCEND_NOTIFY_ACL_LIB`, else the CANN locations).
     pub fn library_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.library_path = Some(path.into());
@@ -87,20 +130,20 @@ impl RuntimeBuilder {
     /// Chooses the backend (see the type's docs) and attaches to it.
     ///
     /// # Errors
-    /// - `RT_PARAM_INVALID` (107000) when `ASCEND_NOTIFY_BACKEND` is neither `sim` nor `ascend`
-    ///   (and the builder named no backend);
-    /// - `RT_FEATURE_NOT_SUPPORT` (207000) when the chosen backend's cargo feature is not
-    ///   compiled in;
-    /// - otherwise the chosen backend's own error (for `ascend`, `ACL_ERROR_UNINITIALIZE`
-    ///   (100001) when the library cannot be loaded).
+    /// - `Error::Config` when `ASCEND_NOTIFY_BACKEND` is neither `sim` nor `ascend` (107000),
+    ///   when the chosen backend's cargo feature is not compiled in (207000), or when an option
+    ///   of the other backend was given (107000);
+    /// - `Error::Load` when the Ascend library was found but cannot be loaded, or (with no
+    ///   simulator to choose instead) was not found;
+    /// - otherwise the chosen backend's own error.
     pub fn build(self) -> Result<Runtime> {
         let env = std::env::var_os(BACKEND_ENV);
         match choose(self.backend, env.as_deref())? {
             Choice::Kind(kind, source) => {
                 ensure_compiled(kind, source)?;
                 match kind {
-                    BackendKind::Sim => self.build_sim(),
-                    BackendKind::Ascend => self.build_ascend(),
+                    BackendKind::Sim => self.build_sim(source),
+                    BackendKind::Ascend => self.build_ascend(source),
                 }
             }
             Choice::Auto => self.build_auto(),
@@ -109,73 +152,133 @@ impl RuntimeBuilder {
 
     fn build_auto(self) -> Result<Runtime> {
         #[cfg(feature = "ascend")]
-        let ascend_missing = {
-            use backend_ascend::{AscendBackend, sys::AclLib};
-            match AclLib::load(self.library_path.as_deref()) {
-                Ok(lib) => return AscendBackend::from_library(lib).map(Runtime::from),
-                Err(not_loaded) => Some(not_loaded),
+        let not_found = {
+            let mut acl = backend_ascend::AscendRuntime::builder();
+            if let Some(path) = &self.library_path {
+                acl = acl.library_path(path.clone());
+            }
+            match acl.build() {
+                Ok(rt) => {
+                    if let Some(option) = self.sim.first_set() {
+                        return Err(unused_option(option, BackendKind::Ascend, "automatically"));
+                    }
+                    return Ok(Runtime::wrap(rt));
+                }
+                Err(Error::Load(load)) if load.not_found() => Some(Error::Load(load)),
+                Err(e) => return Err(e),
             }
         };
         #[cfg(not(feature = "ascend"))]
-        let ascend_missing = None;
-        self.fallback(ascend_missing)
+        let not_found = None;
+        self.fallback(not_found)
     }
 
-    /// The automatic choice once `ascend` did not load: the simulator.
+    /// The automatic choice once the Ascend library was found nowhere: the simulator.
     #[cfg(feature = "sim")]
-    fn fallback(self, _ascend_missing: Option<Error>) -> Result<Runtime> {
-        self.build_sim()
+    fn fallback(self, _not_found: Option<Error>) -> Result<Runtime> {
+        if self.library_path.is_some() {
+            return Err(unused_option(
+                "library_path",
+                BackendKind::Sim,
+                "automatically",
+            ));
+        }
+        self.sim_runtime()
     }
 
-    /// The automatic choice once `ascend` did not load: nothing else is compiled in.
+    /// The automatic choice once the Ascend library was found nowhere: nothing else is
+    /// compiled in.
     #[cfg(not(feature = "sim"))]
-    fn fallback(self, ascend_missing: Option<Error>) -> Result<Runtime> {
-        Err(ascend_missing.unwrap_or_else(|| {
-            err!(
-                RT_FEATURE_NOT_SUPPORT,
+    fn fallback(self, not_found: Option<Error>) -> Result<Runtime> {
+        Err(not_found.unwrap_or_else(|| {
+            Error::config(
+                AclError::RT_FEATURE_NOT_SUPPORT,
                 "ascend-notify was built without any backend: enable cargo feature `sim` or \
-                 `ascend`"
+                 `ascend`",
             )
         }))
     }
 
     #[cfg(feature = "sim")]
-    fn build_sim(self) -> Result<Runtime> {
-        let options = self.sim;
-        let mut sim = backend_sim::SimBackend::builder();
-        if let Some(namespace) = options.namespace {
+    fn build_sim(self, source: Source) -> Result<Runtime> {
+        if self.library_path.is_some() {
+            return Err(unused_option("library_path", BackendKind::Sim, source.by()));
+        }
+        self.sim_runtime()
+    }
+
+    #[cfg(feature = "sim")]
+    fn sim_runtime(self) -> Result<Runtime> {
+        let o = self.sim;
+        let mut sim = backend_sim::SimRuntime::builder();
+        if let Some(namespace) = o.namespace {
             sim = sim.namespace(namespace);
         }
-        if let Some(devices) = options.devices {
+        if let Some(devices) = o.devices {
             sim = sim.devices(devices);
         }
-        if let Some(capacity) = options.capacity {
+        if let Some(capacity) = o.capacity {
             sim = sim.capacity(capacity);
         }
-        if let Some(virtualized) = options.virtualized {
+        if let Some(processes) = o.processes {
+            sim = sim.processes(processes);
+        }
+        if let Some(bytes) = o.device_memory {
+            sim = sim.device_memory(bytes);
+        }
+        if let Some(virtualized) = o.virtualized {
             sim = sim.virtualized(virtualized);
         }
-        sim.build().map(Runtime::from)
+        if let Some(strict) = o.strict {
+            sim = sim.strict(strict);
+        }
+        sim.build().map(Runtime::wrap)
     }
 
     #[cfg(not(feature = "sim"))]
-    fn build_sim(self) -> Result<Runtime> {
-        Err(not_compiled(BackendKind::Sim, Source::Builder))
+    fn build_sim(self, source: Source) -> Result<Runtime> {
+        Err(not_compiled(BackendKind::Sim, source))
     }
 
     #[cfg(feature = "ascend")]
-    fn build_ascend(self) -> Result<Runtime> {
-        let mut acl = backend_ascend::AscendBackend::builder();
+    fn build_ascend(self, source: Source) -> Result<Runtime> {
+        if let Some(option) = self.sim.first_set() {
+            return Err(unused_option(option, BackendKind::Ascend, source.by()));
+        }
+        let mut acl = backend_ascend::AscendRuntime::builder();
         if let Some(path) = self.library_path {
             acl = acl.library_path(path);
         }
-        acl.build().map(Runtime::from)
+        acl.build().map(Runtime::wrap)
     }
 
     #[cfg(not(feature = "ascend"))]
-    fn build_ascend(self) -> Result<Runtime> {
-        Err(not_compiled(BackendKind::Ascend, Source::Builder))
+    fn build_ascend(self, source: Source) -> Result<Runtime> {
+        Err(not_compiled(BackendKind::Ascend, source))
     }
+}
+
+/// An option of a backend other than the chosen one.
+#[cfg_attr(not(all(feature = "sim", feature = "ascend")), allow(dead_code))]
+fn unused_option(option: &str, chosen: BackendKind, how: impl std::fmt::Display) -> Error {
+    let owner = match chosen {
+        BackendKind::Sim => "the ascend backend's",
+        BackendKind::Ascend => "a simulator",
+    };
+    let hint = match chosen {
+        BackendKind::Ascend => {
+            " (to run the simulated libascendcl.so in a namespace, set \
+             ASCEND_NOTIFY_SIM_NAMESPACE for the process instead)"
+        }
+        BackendKind::Sim => "",
+    };
+    Error::config(
+        AclError::RT_PARAM_INVALID,
+        format!(
+            "RuntimeBuilder::{option} is {owner} option, but backend \"{chosen}\" was chosen \
+             {how}; it would be ignored{hint}"
+        ),
+    )
 }
 
 /// Who asked for a backend, for error texts.
@@ -183,6 +286,16 @@ impl RuntimeBuilder {
 pub(crate) enum Source {
     Builder,
     Env,
+}
+
+impl Source {
+    #[cfg_attr(not(any(feature = "sim", feature = "ascend")), allow(dead_code))]
+    fn by(self) -> &'static str {
+        match self {
+            Source::Builder => "by RuntimeBuilder::backend",
+            Source::Env => "by ASCEND_NOTIFY_BACKEND",
+        }
+    }
 }
 
 /// The outcome of the choice, before anything is attached.
@@ -203,14 +316,14 @@ pub(crate) fn choose(explicit: Option<BackendKind>, env: Option<&OsStr>) -> Resu
         return Ok(Choice::Auto);
     };
     let Some(text) = value.to_str() else {
-        return Err(err!(
-            RT_PARAM_INVALID,
-            "{BACKEND_ENV}={value:?} is not valid UTF-8: expected \"sim\" or \"ascend\""
+        return Err(Error::config(
+            AclError::RT_PARAM_INVALID,
+            format!("{BACKEND_ENV}={value:?} is not valid UTF-8: expected \"sim\" or \"ascend\""),
         ));
     };
     match text.parse::<BackendKind>() {
         Ok(kind) => Ok(Choice::Kind(kind, Source::Env)),
-        Err(e) => Err(Error::new(
+        Err(e) => Err(Error::config(
             e.code(),
             format!("{BACKEND_ENV}: {}", e.reason()),
         )),
@@ -238,10 +351,12 @@ fn not_compiled(kind: BackendKind, source: Source) -> Error {
         Source::Builder => "by RuntimeBuilder::backend".to_owned(),
         Source::Env => format!("by {BACKEND_ENV}={kind}"),
     };
-    err!(
-        RT_FEATURE_NOT_SUPPORT,
-        "backend \"{kind}\" was requested {by}, but ascend-notify was built without its cargo \
-         feature `{kind}`"
+    Error::config(
+        AclError::RT_FEATURE_NOT_SUPPORT,
+        format!(
+            "backend \"{kind}\" was requested {by}, but ascend-notify was built without its \
+             cargo feature `{kind}`"
+        ),
     )
 }
 

@@ -3,65 +3,71 @@
 //!
 //! A notify is a binary flag that one process records and another waits on, on device streams
 //! (the Ascend IPC Notify API: `aclrtCreateNotify`, `aclrtNotifyGetExportKey`,
-//! `aclrtNotifyImportByKey`, ...). This crate is the facade: it re-exports the API of
-//! `notify-api` (the traits [`Backend`], [`Stream`], [`Notify`], flags, keys and the
-//! [`AclError`] table) and adds [`Runtime`], which implements those traits over the backend
-//! chosen at run time.
+//! `aclrtNotifyImportByKey`, ...). This crate is the facade: [`Runtime`] and its handles run on
+//! the backend chosen at run time, and everything of `notify-api` (flags, keys, errors, the
+//! traits) is re-exported.
 //!
-//! # Backends and features
-//! - `sim` (default): the shared-memory simulator, `backend-sim`: real processes, any Linux
-//!   machine, no NPU. Re-exported as [`backend_sim`].
-//! - `ascend`: the vendor runtime, `libascendcl.so`, loaded at run time (no link-time
-//!   dependency, so this builds without CANN). Re-exported as [`backend_ascend`].
-//! - `testing`: the simulator's test kit (scoped namespaces, child-process roles, proptest
-//!   strategies) as [`testing`]. Implies `sim`.
+//! # The main path
+//! A [`Device`] is a value: every stream and notify is made from one and keeps it alive, and
+//! every operation binds its device to the calling thread itself, so any handle works from any
+//! thread with no set-up call. Queue verbs live on the stream.
 //!
-//! The features are additive. With both backends compiled in, [`RuntimeBuilder::build`] picks
-//! one: the backend named with [`RuntimeBuilder::backend`], else the one `ASCEND_NOTIFY_BACKEND`
-//! names (`sim` or `ascend`), else the first that works: `ascend` when `libascendcl.so` loads,
-//! otherwise `sim`. `--no-default-features --features ascend` builds without the simulator.
-//! Asking for a backend that is not compiled in is `RT_FEATURE_NOT_SUPPORT` (207000).
-//!
-//! Code that knows its backend can use it directly (`backend_sim::SimBackend`,
-//! `backend_ascend::AscendBackend`) and pay no dispatch at all; [`Runtime`] costs one `match` per
-//! call. Handles of different backends never mix: recording a simulator notify on an Ascend
-//! stream is `RT_INVALID_HANDLE` (107017), never a panic.
-//!
-//! The behaviour of every call is the contract in `SEMANTICS.md`, cited rule by rule (R1–R15)
-//! in the `# Behavior` sections of the trait methods.
-//!
-//! # Example
-//! Process A creates a notify, exports it for process B, and waits for B's record:
 //! ```no_run
-//! use ascend_notify::{Backend, DeviceId, ExportFlags, Notify, NotifyFlags, Pid, Runtime, Stream};
+//! use ascend_notify::{BackendKind, DeviceId, ExportFlags, NotifyFlags, Pid, Runtime, Timeout};
 //!
 //! # fn main() -> ascend_notify::Result<()> {
-//! let rt = Runtime::builder().namespace("demo").build()?;
-//! rt.set_device(DeviceId(0))?;
-//! let stream = rt.create_stream()?;
-//! let notify = rt.create_notify(NotifyFlags::DEFAULT)?;
+//! let rt = Runtime::builder().backend(BackendKind::Sim).namespace("demo").build()?;
+//! let device = rt.device(DeviceId(0))?;
+//! let stream = device.create_stream()?;
+//! let notify = device.create_notify(NotifyFlags::DEFAULT)?;
 //! let key = notify.export(ExportFlags::DEFAULT)?;
-//! notify.set_import_pids(&[Pid(4242)])?; // B's `rt.bare_tgid()`
+//! notify.set_import_pid(Pid(4242))?; // B's `rt.bare_tgid()`, never its getpid()
 //! println!("import this in process B: {key}");
 //!
-//! // In B: rt.import_notify(&key, ImportFlags::DEFAULT)?.record(&b_stream)?;
-//! notify.wait_and_reset(&stream, 30)?; // seconds; 0 waits forever
+//! // In B: let n = device.import_notify(&key, ImportFlags::DEFAULT)?; stream.record(&n)?;
+//! stream.wait(&notify, Timeout::secs(30))?;
 //! stream.synchronize()?; // reports an expired wait as RT_WAIT_TIMEOUT
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Backends and features
+//! - `sim` (default): the shared-memory simulator, `backend-sim`: real processes, any Linux
+//!   machine, no NPU. Re-exported as [`backend_sim`].
+//! - `ascend`: the vendor runtime, `libascendcl.so` (or `libacl_rt.so`), loaded at run time (no
+//!   link-time dependency, so this builds without CANN). Re-exported as [`backend_ascend`].
+//! - `testing`: the simulator's test kit (scoped namespaces, child-process roles, proptest
+//!   strategies) as [`testing`]. Implies `sim`.
+//!
+//! The features are additive; [`RuntimeBuilder`] documents how the backend is chosen (no silent
+//! fallback to the simulator). Code that knows its backend can use its types directly
+//! (`backend_sim::Sim`, `backend_ascend::Ascend`, through the `notify-api` traits) and pay no
+//! dynamic dispatch; [`Runtime`] and its handles cost one virtual call per operation. Handles of
+//! different backends never mix: recording a simulator notify on an Ascend stream is
+//! `RT_INVALID_HANDLE` (107017), never a panic. [`Dyn`] is this facade as a
+//! [`Backend`](notify_api::Backend), for generic code.
+//!
+//! The behaviour of every call is the contract in [`notify_api::spec`], cited rule by rule
+//! (R1–R17) in the `# Behavior` sections of the trait methods.
+
+#[cfg(not(any(feature = "sim", feature = "ascend")))]
+compile_error!(
+    "ascend-notify needs a backend: enable the cargo feature `sim` (the simulator, the default) \
+     or `ascend` (the vendor runtime, libascendcl.so), or both"
+);
 
 mod builder;
-mod runtime;
+mod erased;
+mod handles;
 
 pub use builder::{BACKEND_ENV, RuntimeBuilder};
-pub use runtime::{Runtime, RuntimeNotify, RuntimeStream};
+pub use handles::{Device, Dyn, Notify, Runtime, Stream};
 
 pub use notify_api;
 pub use notify_api::{
-    AclError, Backend, BackendKind, DEFAULT_CAPACITY, DeviceId, EXPORT_KEY_LEN,
-    EXPORT_KEY_MAX_CHARS, Error, ExportFlags, ExportKey, ImportFlags, Notify, NotifyFlags,
-    NotifyId, Pid, Result, Stream, WHITELIST_MAX, err,
+    AclError, BackendKind, ConfigError, DEFAULT_CAPACITY, DeviceId, EXPORT_KEY_LEN,
+    EXPORT_KEY_MAX_CHARS, Error, ExportFlags, ExportKey, ImportFlags, LoadError, NotifyFlags,
+    NotifyId, Pid, Result, Rule, Timeout, WHITELIST_IMPORTERS, err, prelude,
 };
 
 #[cfg(feature = "ascend")]

@@ -1,0 +1,199 @@
+//! The type-erased layer, written once for every backend: object-safe mirrors of the
+//! `notify-api` traits, implemented for any type that implements the real ones (wgpu's
+//! `dynamic` module pattern).
+//!
+//! A handle of one backend given to another (a simulator notify recorded on a stream of the
+//! real runtime) is caught here by a failed downcast and reported as a foreign handle (R10:
+//! 107017), never a panic.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use notify_api::{
+    Backend, BackendKind, DeviceId, ExportFlags, ExportKey, ImportFlags, NotifyFlags, NotifyId,
+    Pid, Result, Timeout, err,
+};
+
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The handle type of another backend was passed (R10).
+#[cold]
+fn foreign(what: &str) -> notify_api::Error {
+    err!(
+        R10: RT_INVALID_HANDLE,
+        "the {what} belongs to another backend than the one it is used with"
+    )
+}
+
+fn downcast<'a, T: 'static>(value: &'a dyn Any, what: &str) -> Result<&'a T> {
+    value.downcast_ref::<T>().ok_or_else(|| foreign(what))
+}
+
+pub(crate) trait DynRuntime: Send + Sync + fmt::Debug + 'static {
+    fn kind(&self) -> BackendKind;
+    fn device_count(&self) -> Result<u32>;
+    fn device(&self, id: DeviceId) -> Result<Box<dyn DynDevice>>;
+    fn bare_tgid(&self) -> Result<Pid>;
+    fn can_access_peer(&self, device: DeviceId, peer: DeviceId) -> Result<bool>;
+    fn batch_reset(&self, notifies: &[&dyn DynNotify]) -> Result<()>;
+    fn as_any(&self) -> &dyn Any;
+}
+
+pub(crate) trait DynDevice: Send + Sync + fmt::Debug + 'static {
+    fn id(&self) -> DeviceId;
+    fn bare_tgid(&self) -> Result<Pid>;
+    fn create_stream(&self) -> Result<Box<dyn DynStream>>;
+    fn default_stream(&self) -> Result<Box<dyn DynStream>>;
+    fn create_notify(&self, flags: NotifyFlags) -> Result<Box<dyn DynNotify>>;
+    fn import_notify(&self, key: &ExportKey, flags: ImportFlags) -> Result<Box<dyn DynNotify>>;
+    fn enable_peer_access(&self, peer: DeviceId) -> Result<()>;
+    fn as_any(&self) -> &dyn Any;
+}
+
+pub(crate) trait DynStream: Send + Sync + fmt::Debug + 'static {
+    fn record(&self, notify: &dyn DynNotify) -> Result<()>;
+    fn wait(&self, notify: &dyn DynNotify, timeout: Timeout) -> Result<()>;
+    fn synchronize(&self) -> Result<()>;
+    fn synchronize_timeout(&self, timeout: Option<Duration>) -> Result<()>;
+    fn synchronize_async(&self) -> BoxFuture<'_, Result<()>>;
+    fn destroy(self: Box<Self>) -> Result<()>;
+    fn as_any(&self) -> &dyn Any;
+}
+
+pub(crate) trait DynNotify: Send + Sync + fmt::Debug + 'static {
+    fn id(&self) -> Result<NotifyId>;
+    fn export(&self, flags: ExportFlags) -> Result<ExportKey>;
+    fn set_import_pid(&self, pid: Pid) -> Result<()>;
+    fn destroy(self: Box<Self>) -> Result<()>;
+    fn as_any(&self) -> &dyn Any;
+}
+
+type NotifyOf<T> = <<T as notify_api::Stream>::Backend as Backend>::Notify;
+
+impl<R: notify_api::Runtime> DynRuntime for R {
+    fn kind(&self) -> BackendKind {
+        notify_api::Runtime::kind(self)
+    }
+
+    fn device_count(&self) -> Result<u32> {
+        notify_api::Runtime::device_count(self)
+    }
+
+    fn device(&self, id: DeviceId) -> Result<Box<dyn DynDevice>> {
+        Ok(Box::new(notify_api::Runtime::device(self, id)?))
+    }
+
+    fn bare_tgid(&self) -> Result<Pid> {
+        notify_api::Runtime::bare_tgid(self)
+    }
+
+    fn can_access_peer(&self, device: DeviceId, peer: DeviceId) -> Result<bool> {
+        notify_api::Runtime::can_access_peer(self, device, peer)
+    }
+
+    fn batch_reset(&self, notifies: &[&dyn DynNotify]) -> Result<()> {
+        let typed = notifies
+            .iter()
+            .map(|n| downcast::<<R::Backend as Backend>::Notify>(n.as_any(), "notify"))
+            .collect::<Result<Vec<_>>>()?;
+        notify_api::Runtime::batch_reset(self, &typed)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl<D: notify_api::Device> DynDevice for D {
+    fn id(&self) -> DeviceId {
+        notify_api::Device::id(self)
+    }
+
+    fn bare_tgid(&self) -> Result<Pid> {
+        notify_api::Device::bare_tgid(self)
+    }
+
+    fn create_stream(&self) -> Result<Box<dyn DynStream>> {
+        Ok(Box::new(notify_api::Device::create_stream(self)?))
+    }
+
+    fn default_stream(&self) -> Result<Box<dyn DynStream>> {
+        Ok(Box::new(notify_api::Device::default_stream(self)?))
+    }
+
+    fn create_notify(&self, flags: NotifyFlags) -> Result<Box<dyn DynNotify>> {
+        Ok(Box::new(notify_api::Device::create_notify(self, flags)?))
+    }
+
+    fn import_notify(&self, key: &ExportKey, flags: ImportFlags) -> Result<Box<dyn DynNotify>> {
+        Ok(Box::new(notify_api::Device::import_notify(
+            self, key, flags,
+        )?))
+    }
+
+    fn enable_peer_access(&self, peer: DeviceId) -> Result<()> {
+        notify_api::Device::enable_peer_access(self, peer)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl<S: notify_api::Stream> DynStream for S {
+    #[inline]
+    fn record(&self, notify: &dyn DynNotify) -> Result<()> {
+        let notify = downcast::<NotifyOf<S>>(notify.as_any(), "notify")?;
+        notify_api::Stream::record(self, notify)
+    }
+
+    fn wait(&self, notify: &dyn DynNotify, timeout: Timeout) -> Result<()> {
+        let notify = downcast::<NotifyOf<S>>(notify.as_any(), "notify")?;
+        notify_api::Stream::wait(self, notify, timeout)
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        notify_api::Stream::synchronize(self)
+    }
+
+    fn synchronize_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+        notify_api::Stream::synchronize_timeout(self, timeout)
+    }
+
+    fn synchronize_async(&self) -> BoxFuture<'_, Result<()>> {
+        notify_api::Stream::synchronize_async(self)
+    }
+
+    fn destroy(self: Box<Self>) -> Result<()> {
+        notify_api::Stream::destroy(*self)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl<N: notify_api::Notify> DynNotify for N {
+    fn id(&self) -> Result<NotifyId> {
+        notify_api::Notify::id(self)
+    }
+
+    fn export(&self, flags: ExportFlags) -> Result<ExportKey> {
+        notify_api::Notify::export(self, flags)
+    }
+
+    fn set_import_pid(&self, pid: Pid) -> Result<()> {
+        notify_api::Notify::set_import_pid(self, pid)
+    }
+
+    fn destroy(self: Box<Self>) -> Result<()> {
+        notify_api::Notify::destroy(*self)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
