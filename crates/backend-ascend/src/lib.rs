@@ -81,6 +81,9 @@ mod notify;
 mod runtime;
 mod stream;
 
+#[cfg(test)]
+mod typed_tests;
+
 pub use device::AscendDevice;
 pub use notify::AscendNotify;
 pub use runtime::{Ascend, AscendBuilder, AscendRuntime};

@@ -57,6 +57,9 @@ use std::ffi::{c_char, c_void};
 
 use notify_api::{Error, LoadError, Result};
 
+#[cfg(test)]
+pub(crate) mod fake;
+
 /// The file names of the runtime library, in the order each directory is searched:
 /// `libascendcl.so`, then `libacl_rt.so` (the name newer CANN recommends, with the same symbols).
 pub const LIBRARY_NAMES: [&str; 2] = ["libascendcl.so", "libacl_rt.so"];
@@ -120,6 +123,38 @@ macro_rules! acl_lib {
                     ($(Some($name),)*) => Ok(Self { $($name,)* path: path.to_owned() }),
                     _ => Err(missing),
                 }
+            }
+        }
+
+        #[cfg(test)]
+        mod unfaked {
+            //! Stand-ins for every export, for tests that fake the runtime: each fails with
+            //! `ACL_ERROR_RT_FEATURE_NOT_SUPPORT`, so a call a test did not fake is visible.
+            #![allow(non_snake_case, unused_variables)]
+            use super::*;
+
+            pub(super) trait Unfaked {
+                fn unfaked() -> Self;
+            }
+            impl Unfaked for aclError {
+                fn unfaked() -> Self {
+                    ACL_ERROR_RT_FEATURE_NOT_SUPPORT
+                }
+            }
+            impl Unfaked for *const c_char {
+                fn unfaked() -> Self {
+                    std::ptr::null()
+                }
+            }
+            $( pub(super) extern "C" fn $name($($arg: $ty),*) -> $ret { Unfaked::unfaked() } )*
+        }
+
+        #[cfg(test)]
+        impl AclLib {
+            /// A table whose every function fails (`unfaked`), for tests to override field by
+            /// field with fakes. `path` is only a label.
+            pub(crate) fn unfaked(path: &str) -> Self {
+                Self { $($name: unfaked::$name,)* path: PathBuf::from(path) }
             }
         }
     };
