@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -34,12 +34,48 @@ struct StreamInner {
     // (the handle holds the retain too; this keeps the value `device()` returns).
     handle: result::Stream,
     device: AscendDevice,
+    /// The helpers that still hold a reference to this inner.
+    helpers: Arc<Helpers>,
+}
+
+/// How many `synchronize_async` helpers still use a stream, so that `destroy` can wait for
+/// them. Kept apart from the stream (its own `Arc`), so that a helper can signal after it has
+/// let go of its reference to the stream.
+#[derive(Debug, Default)]
+struct Helpers {
+    running: Mutex<usize>,
+    done: Condvar,
+}
+
+impl Helpers {
+    fn start(&self) {
+        *self.running.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+    }
+
+    fn finish(&self) {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        *running = running.saturating_sub(1);
+        self.done.notify_all();
+    }
+
+    /// Blocks until every helper has let go of the stream.
+    fn wait_idle(&self) {
+        let running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        let _idle = self
+            .done
+            .wait_while(running, |running| *running > 0)
+            .unwrap_or_else(PoisonError::into_inner);
+    }
 }
 
 impl AscendStream {
     pub(crate) fn new(device: AscendDevice, handle: result::Stream) -> Self {
         Self {
-            inner: Arc::new(StreamInner { handle, device }),
+            inner: Arc::new(StreamInner {
+                handle,
+                device,
+                helpers: Arc::default(),
+            }),
         }
     }
 
@@ -60,30 +96,40 @@ impl AscendStream {
         let slot = Arc::new(SyncSlot::default());
         let done = Arc::clone(&slot);
         let inner = Arc::clone(&self.inner);
-        std::thread::Builder::new()
+        let helpers = Arc::clone(&self.inner.helpers);
+        // Counted here, before the helper exists, so that a `destroy` after this call (the
+        // future dropped before it completed) always sees it.
+        helpers.start();
+        let spawned = std::thread::Builder::new()
             .name("ascend-notify-sync".into())
-            .spawn(move || {
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    // Binds the stream's device to this helper thread itself.
-                    let synced = result::synchronize_stream(&inner.handle);
-                    // Let go of the stream before reporting: if its owner dropped it meanwhile,
-                    // this destroys it here.
-                    drop(inner);
-                    synced
-                }));
-                done.complete(outcome.unwrap_or_else(|_| {
-                    Err(err!(
-                        RT_INTERNAL_ERROR,
-                        "the synchronize_async helper thread panicked"
-                    ))
-                }));
-            })
-            .map_err(|e| {
-                err!(
-                    RT_INTERNAL_ERROR,
-                    "synchronize_async could not start its helper thread: {e}"
-                )
-            })?;
+            .spawn({
+                let helpers = Arc::clone(&helpers);
+                move || {
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        // Binds the stream's device to this helper thread itself.
+                        let synced = result::synchronize_stream(&inner.handle);
+                        // Let go of the stream before saying so: if its owner dropped it
+                        // meanwhile, this destroys it here; if it is destroying it, it waits for
+                        // the `finish` below and then owns the stream alone.
+                        drop(inner);
+                        synced
+                    }));
+                    helpers.finish();
+                    done.complete(outcome.unwrap_or_else(|_| {
+                        Err(err!(
+                            RT_INTERNAL_ERROR,
+                            "the synchronize_async helper thread panicked"
+                        ))
+                    }));
+                }
+            });
+        if let Err(e) = spawned {
+            helpers.finish();
+            return Err(err!(
+                RT_INTERNAL_ERROR,
+                "synchronize_async could not start its helper thread: {e}"
+            ));
+        }
         Ok(SyncFuture { slot })
     }
 }
@@ -124,11 +170,26 @@ impl notify_api::Stream for AscendStream {
         self.spawn_synchronize()?.await
     }
 
-    /// Destroys an owned stream and reports the error; a default stream is left alone.
+    /// Destroys an owned stream and reports the error; a default stream is left alone (the
+    /// runtime owns it: `Ok(())`, documented on the trait).
+    ///
+    /// If the future of a `synchronize_async` was dropped before it completed, its helper thread
+    /// still synchronizes this stream; `destroy` waits for it to finish (it would wait for the
+    /// same tasks anyway) and then destroys the stream itself, so the result is always that of
+    /// `aclrtDestroyStream`.
     fn destroy(self) -> Result<()> {
+        let helpers = Arc::clone(&self.inner.helpers);
+        helpers.wait_idle();
         match Arc::try_unwrap(self.inner) {
             Ok(inner) => result::destroy_stream(inner.handle),
-            Err(_still_shared) => Ok(()),
+            // Not reachable: `AscendStream` is not `Clone`, and every helper drops its reference
+            // before it reports itself finished. Should it happen, say so rather than claim a
+            // destroy that did not happen; the last reference destroys the stream on its drop.
+            Err(_still_shared) => Err(err!(
+                RT_INTERNAL_ERROR,
+                "the stream is still used by a synchronize_async helper; it will be destroyed \
+                 when that helper lets go of it"
+            )),
         }
     }
 }

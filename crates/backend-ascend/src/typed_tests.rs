@@ -423,3 +423,74 @@ fn destroy_reports_the_runtimes_error() {
     // Destroyed once: the drop after the failed destroy does not call again.
     assert_eq!(fake::with(|s| s.stream_destroys.len()), 1);
 }
+
+/// Polls `stream.synchronize_async()` once, so that its helper thread starts, and drops the
+/// future: the helper goes on, stuck at the fake's closed gate.
+fn abandon_synchronize_async(stream: &AscendStream) {
+    fake::with(|s| s.gate_closed = true);
+    {
+        let mut future = std::pin::pin!(stream.synchronize_async());
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(future.as_mut().poll(&mut cx).is_pending());
+    }
+    fake::wait_until("the helper waits at the gate", |s| s.at_gate == 1);
+}
+
+/// Opens the gate after a while, from another thread (so that a `destroy` that waits for the
+/// helper can return).
+fn open_gate_later() -> thread::JoinHandle<()> {
+    thread::spawn(|| {
+        thread::sleep(Duration::from_millis(100));
+        fake::with(|s| s.gate_closed = false);
+    })
+}
+
+/// The defect "`AscendStream::destroy` can return `Ok` without destroying": with a
+/// `synchronize_async` helper still using the stream (its future dropped before it completed),
+/// `destroy` used to find the stream shared and return `Ok(())` at once, leaving the destroy to
+/// the helper's drop, later, with its error thrown away.
+#[test]
+fn destroy_with_an_abandoned_synchronize_async_destroys_before_returning() {
+    let _serial = fake::serial();
+    let rt = runtime();
+    let stream = rt.device(DeviceId(0)).unwrap().create_stream().unwrap();
+    let key = stream_key(&stream);
+    abandon_synchronize_async(&stream);
+    let opener = open_gate_later();
+
+    let result = stream.destroy();
+    let destroyed_on_return = fake::with(|s| s.stream_destroys.clone());
+
+    // Leave nothing running for the next test, whatever happened.
+    opener.join().unwrap();
+    fake::wait_until("the helper is done", |s| {
+        s.at_gate == 0 && !s.stream_destroys.is_empty()
+    });
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(
+        destroyed_on_return,
+        [(key, 0)],
+        "destroy returned {result:?} without destroying the stream"
+    );
+}
+
+#[test]
+fn destroy_with_an_abandoned_synchronize_async_reports_the_runtimes_error() {
+    let _serial = fake::serial();
+    let rt = runtime();
+    let stream = rt.device(DeviceId(0)).unwrap().create_stream().unwrap();
+    abandon_synchronize_async(&stream);
+    fake::with(|s| s.destroy_stream_fails_with = Some(sys::ACL_ERROR_RT_INTERNAL_ERROR));
+    let opener = open_gate_later();
+
+    let result = stream.destroy();
+
+    opener.join().unwrap();
+    fake::wait_until("the helper is done", |s| {
+        s.at_gate == 0 && !s.stream_destroys.is_empty()
+    });
+    match result {
+        Err(e) => assert_eq!(e.code(), AclError::RT_INTERNAL_ERROR),
+        Ok(()) => panic!("destroy returned Ok although aclrtDestroyStream failed"),
+    }
+}

@@ -17,6 +17,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::{CString, c_char};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use super::*;
 
@@ -109,6 +110,18 @@ pub(crate) fn with<T>(f: impl FnOnce(&mut State) -> T) -> T {
     let out = f(state.get_or_insert_with(State::default));
     CHANGED.notify_all();
     out
+}
+
+/// Waits until `done` holds for the state, for at most 10 s.
+pub(crate) fn wait_until(what: &str, done: impl Fn(&State) -> bool) {
+    let state = lock();
+    let (state, timeout) = CHANGED
+        .wait_timeout_while(state, Duration::from_secs(10), |s| {
+            !s.as_ref().is_some_and(&done)
+        })
+        .unwrap_or_else(PoisonError::into_inner);
+    drop(state);
+    assert!(!timeout.timed_out(), "timed out waiting until {what}");
 }
 
 /// The device whose context this thread has current in the fake, if any.
