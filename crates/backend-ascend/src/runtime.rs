@@ -147,7 +147,8 @@ impl notify_api::Runtime for AscendRuntime {
     /// retain, which `aclrtResetDevice` releases when the device and every handle made from it
     /// are gone) and its default context.
     ///
-    /// The calling thread is left bound to the device's context.
+    /// Making the retain leaves the calling thread bound to the device's context (that is what
+    /// `aclrtSetDevice` does); the binding cache knows it, so the next call here costs nothing.
     fn device(&self, id: DeviceId) -> Result<AscendDevice> {
         // Held across aclrtSetDevice, so that two threads asking for the same device at once
         // get one retain and one value.
