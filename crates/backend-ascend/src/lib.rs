@@ -1,86 +1,115 @@
 //! The Ascend IPC Notify API over the vendor runtime, `libascendcl.so`, loaded at run time.
 //!
 //! There is no link-time dependency: this crate builds on any machine, with or without CANN,
-//! and finds the library when a backend is built ([`sys`] documents the search). On a machine
+//! and finds the library when a runtime is built ([`sys`] documents the search). On a machine
 //! without an NPU, the `ascendcl-sim` crate builds a `libascendcl.so` with the same symbols over
 //! the simulator, and this crate loads it like the real one.
 //!
 //! # Layers
 //! As in cudarc, three layers, each with one job:
-//! - [`sys`]: the exact C prototypes of `SEMANTICS.md` §1 as a struct of function pointers
-//!   ([`sys::AclLib`]) and the library search. Nothing is checked or interpreted here.
-//! - [`result`]: one Rust function per C call. It does the pointer work of that call (out
-//!   parameters, the 65-byte key buffer, arrays) and maps the code to
-//!   [`notify_api::Result`], taking the reason text from `aclGetRecentErrMsg`. Calls that take a
-//!   notify or stream handle are `unsafe fn`, since the runtime may dereference the handle.
-//! - the safe layer, at the crate root: [`AscendBackend`], [`AscendStream`] and
-//!   [`AscendNotify`] implement the traits of `notify-api` by owning every handle they create,
-//!   which is what makes the handle-taking calls of `result` sound: a handle is only passed
-//!   while its owner is alive, it is destroyed exactly once (by `destroy` or by the drop, never
-//!   both), and the runtime is not finalized while any handle exists.
+//! - [`sys`]: the function table [`sys::AclLib`], generated from the ABI manifest of `acl-abi`
+//!   (every prototype once, there), and the library search. Nothing is checked or interpreted.
+//! - [`result`]: one Rust function per C call this crate uses. It does the pointer work of that
+//!   call and maps the code to [`notify_api::Result`], taking the reason text from
+//!   `aclGetRecentErrMsg`. Handle-taking calls take owners ([`result::Stream`],
+//!   [`result::Notify`], [`result::Retain`], [`result::Session`]) whose existence proves the
+//!   handle is live, so they are safe; all of this crate's `unsafe` is in `sys` and `result`.
+//! - the typed API, at the crate root: the marker [`Ascend`] and [`AscendRuntime`],
+//!   [`AscendDevice`], [`AscendStream`], [`AscendNotify`], which implement the traits of
+//!   `notify-api`. Their behaviour is the contract documented on those traits
+//!   ([`notify_api::Runtime`], [`notify_api::Device`], [`notify_api::Stream`],
+//!   [`notify_api::Notify`]); this backend adds no rule of its own, passes flags as their raw
+//!   CANN bits and lets the runtime check them (R15).
 //!
-//! The behaviour of every method is the contract documented on the traits ([`notify_api::Backend`],
-//! [`notify_api::Stream`], [`notify_api::Notify`]); this backend adds no rule of its own but
-//! passes flags as their raw CANN bits and lets the runtime check them (R15).
+//! # The device is a value
+//! [`notify_api::Runtime::device`] calls `aclrtSetDevice(id)` once (one retain), reads the
+//! thread's context (`aclrtGetCurrentContext`: the device's default context, C1) and keeps both.
+//! While that device value, a clone or any handle made from it lives, `rt.device(id)` returns the
+//! same value (one retain per live device); when the last is gone, `aclrtResetDevice(id)`
+//! releases it. Streams and notifies hold their device, so nothing safe can release a device, or
+//! finalize the runtime, under a live handle.
+//!
+//! Every operation binds its device to the calling thread first: a thread-local holds the unique
+//! id of the device retain bound last, and `aclrtSetCurrentContext` is called only when it
+//! differs (the id, not the context pointer, because the runtime may reuse a pointer after a
+//! reset). So any handle works from any thread with no set-up call, and the per-thread calls of
+//! the C API (`aclrtSetDevice`, `aclrtResetDevice`, `aclrtGetDevice`, `aclrtSetCurrentContext`)
+//! stay in [`result`], at the C level. Code that changes a thread's context behind this crate's
+//! back (its own C calls) can rebind with [`AscendDevice::bind_to_thread`].
 //!
 //! # Initialization and lifetime
 //! [`AscendBuilder::build`] loads the library and calls `aclInit(NULL)`. If the runtime was
 //! already initialized by another part of the process (`ACL_ERROR_REPEAT_INITIALIZE`, 100002),
 //! that is accepted and `aclFinalize` is left to whoever initialized it. Building a second
-//! backend from the same library joins the first one's initialization. `aclFinalize` runs when
-//! the last [`AscendBackend`] clone, [`AscendStream`] and [`AscendNotify`] of that
-//! initialization is dropped: every one of them holds a reference, because a real `aclrtNotify`
-//! is a pointer into the runtime, and using one after `aclFinalize` would be a use-after-free
-//! inside the vendor library. The library itself is never unloaded (see [`sys`]).
+//! runtime from the same library joins the first one's initialization. `aclFinalize` runs when
+//! the last runtime clone, device, stream and notify of that initialization is dropped. The
+//! library itself is never unloaded (see [`sys`]).
 //!
 //! # Threads
-//! [`AscendBackend`] is `Send + Sync` (it holds only function pointers and a reference count).
-//! [`AscendStream`] and [`AscendNotify`] are `Send + Sync` too: the runtime allows notify and
-//! stream handles to be used from any thread once a device is set in that thread, and its calls
-//! are thread-safe. What is *not* shared is the current device, which is per thread (R13): a
-//! thread that uses a handle must first call [`notify_api::Backend::set_device`], and a stream
-//! used under another device than its own fails with 107003.
-//! [`notify_api::Stream::synchronize_async`] follows this rule itself: its helper thread sets the
-//! stream's device before synchronizing.
-//!
-//! # A hazard this crate cannot check
-//! In the real runtime, `aclrtResetDevice` releases the device's default context and the
-//! streams created in it once the device's reference count (one per `aclrtSetDevice`) reaches
-//! zero. Streams and notifies of a device must therefore be dropped before the last
-//! [`notify_api::Backend::reset_device`] of that device; the simulator has no such release.
+//! Every public handle type is `Send + Sync` (checked at compile time below): the runtime's
+//! calls are thread-safe, and the only per-thread state, the current context, is bound by each
+//! call. [`notify_api::Stream::synchronize_async`] runs the blocking synchronize on a helper
+//! thread, which binds the stream's device itself.
 //!
 //! # Example
 //! ```no_run
-//! use backend_ascend::AscendBackend;
-//! use notify_api::{Backend, DeviceId, Notify, NotifyFlags, Stream};
+//! use backend_ascend::AscendRuntime;
+//! use notify_api::prelude::*;
+//! use notify_api::{DeviceId, NotifyFlags, Timeout};
 //!
 //! # fn main() -> notify_api::Result<()> {
-//! let acl = AscendBackend::builder().build()?;
-//! acl.set_device(DeviceId(0))?;
-//! let stream = acl.create_stream()?;
-//! let notify = acl.create_notify(NotifyFlags::DEFAULT)?;
-//! notify.record(&stream)?;
-//! notify.wait_and_reset(&stream, 5)?;
-//! stream.synchronize()?;
+//! let rt = AscendRuntime::builder().build()?;
+//! let device = rt.device(DeviceId(0))?;
+//! let stream = device.create_stream()?;
+//! let notify = device.create_notify(NotifyFlags::DEFAULT)?;
+//! stream.record(&notify)?;
+//! stream.wait(&notify, Timeout::secs(5))?;
+//! std::thread::spawn(move || stream.synchronize()) // no set-up on this thread
+//!     .join()
+//!     .expect("synchronize thread")?;
 //! # Ok(())
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod result;
 pub mod sys;
 
-mod backend;
+mod device;
 mod notify;
+mod runtime;
 mod stream;
 
-pub use backend::{AscendBackend, AscendBuilder};
+#[cfg(test)]
+mod typed_tests;
+
+pub use device::AscendDevice;
 pub use notify::AscendNotify;
+pub use runtime::{Ascend, AscendBuilder, AscendRuntime};
 pub use stream::AscendStream;
+
+// Every public handle type may be moved to and shared with other threads (the traits require
+// it; this says so where a missing impl would be found first).
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Ascend>();
+    send_sync::<AscendBuilder>();
+    send_sync::<AscendRuntime>();
+    send_sync::<AscendDevice>();
+    send_sync::<AscendStream>();
+    send_sync::<AscendNotify>();
+    send_sync::<sys::AclLib>();
+    send_sync::<result::Session>();
+    send_sync::<result::Retain>();
+    send_sync::<result::Stream>();
+    send_sync::<result::Notify>();
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use notify_api::AclError;
+    use notify_api::{AclError, Error, LoadError};
     use std::ffi::OsString;
     use std::path::{Path, PathBuf};
     use sys::AclLib;
@@ -104,58 +133,58 @@ mod tests {
         move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     }
 
+    /// The load error of `result`, checked to be `Error::Load` (never an ACL code in disguise).
     #[track_caller]
-    fn load_error(result: notify_api::Result<AclLib>) -> notify_api::Error {
+    fn load_error<T: std::fmt::Debug>(result: notify_api::Result<T>) -> LoadError {
         match result {
             Ok(lib) => panic!("expected a load error, loaded {lib:?}"),
-            Err(e) => {
-                assert_eq!(e.code(), AclError::UNINITIALIZE, "{e}");
-                e
+            Err(Error::Load(load)) => {
+                assert!(!load.message.is_empty());
+                load
             }
+            Err(other) => panic!("expected Error::Load, got {other:?}"),
         }
     }
 
+    /// Whether the default CANN install holds a library (then the search may succeed).
+    fn cann_installed() -> bool {
+        sys::LIBRARY_NAMES
+            .iter()
+            .any(|name| Path::new(sys::DEFAULT_INSTALL_DIR).join(name).exists())
+    }
+
     #[test]
-    fn every_symbol_of_the_contract_is_resolved() {
-        let expected = [
+    fn the_table_is_the_manifest() {
+        assert_eq!(AclLib::SYMBOLS, acl_abi::SYMBOLS);
+        assert_eq!(AclLib::SYMBOLS.len(), 55);
+        for name in [
             "aclInit",
-            "aclFinalize",
             "aclrtSetDevice",
-            "aclrtResetDevice",
-            "aclrtGetDevice",
-            "aclrtGetDeviceCount",
-            "aclrtCreateStream",
-            "aclrtDestroyStream",
-            "aclrtSynchronizeStream",
-            "aclrtSynchronizeStreamWithTimeout",
-            "aclrtDeviceCanAccessPeer",
-            "aclrtDeviceEnablePeerAccess",
-            "aclGetRecentErrMsg",
-            "aclrtCreateNotify",
-            "aclrtDestroyNotify",
-            "aclrtRecordNotify",
-            "aclrtWaitAndResetNotify",
-            "aclrtGetNotifyId",
-            "aclrtNotifyBatchReset",
-            "aclrtNotifyGetExportKey",
-            "aclrtNotifyImportByKey",
+            "aclrtGetCurrentContext",
+            "aclrtSetCurrentContext",
             "aclrtNotifySetImportPid",
-            "aclrtDeviceGetBareTgid",
-        ];
-        assert_eq!(AclLib::SYMBOLS, expected);
+            "aclGetRecentErrMsg",
+        ] {
+            assert!(AclLib::SYMBOLS.contains(&name), "{name}");
+        }
     }
 
     #[test]
     fn missing_explicit_library_names_the_path() {
         let path = temp_path("no-such-libascendcl.so");
-        let e = match AscendBackend::builder().library_path(&path).build() {
+        let e = match AscendRuntime::builder().library_path(&path).build() {
             Ok(_) => panic!("loaded a library that does not exist"),
             Err(e) => e,
         };
+        // Loading never reached the runtime; the C layer reports it as "no runtime".
         assert_eq!(e.code(), AclError::UNINITIALIZE);
-        assert!(e.reason().contains(&*path.to_string_lossy()), "{e}");
-        assert!(e.reason().contains("AscendBuilder::library_path"), "{e}");
-        assert!(e.reason().contains("no such file"), "{e}");
+        let load = load_error::<()>(Err(e));
+        assert!(load.not_found(), "{load:?}");
+        assert_eq!(load.tried, [(path.clone(), "no such file".to_owned())]);
+        assert!(load.message.contains(&*path.to_string_lossy()), "{load:?}");
+        assert!(load.message.contains("AscendBuilder::library_path"));
+        assert!(load.message.contains("no such file"), "{load:?}");
+        assert!(load.source.is_none());
     }
 
     #[test]
@@ -163,9 +192,10 @@ mod tests {
         let explicit = temp_path("explicit-libascendcl.so");
         let from_env = temp_path("env-libascendcl.so");
         let env = fake_env(&[(sys::LIBRARY_ENV, from_env.to_str().unwrap())]);
-        let e = load_error(AclLib::load_with_env(Some(&explicit), env));
-        assert!(e.reason().contains(&*explicit.to_string_lossy()), "{e}");
-        assert!(!e.reason().contains(&*from_env.to_string_lossy()), "{e}");
+        let load = load_error(AclLib::load_with_env(Some(&explicit), env));
+        assert!(load.message.contains(&*explicit.to_string_lossy()));
+        assert!(!load.message.contains(&*from_env.to_string_lossy()));
+        assert_eq!(load.tried.len(), 1);
     }
 
     #[test]
@@ -175,10 +205,11 @@ mod tests {
             (sys::LIBRARY_ENV, path.to_str().unwrap()),
             ("ASCEND_HOME_PATH", "/should/not/be/searched"),
         ]);
-        let e = load_error(AclLib::load_with_env(None, env));
-        assert!(e.reason().contains(&*path.to_string_lossy()), "{e}");
-        assert!(e.reason().contains("$ASCEND_NOTIFY_ACL_LIB"), "{e}");
-        assert!(!e.reason().contains("/should/not/be/searched"), "{e}");
+        let load = load_error(AclLib::load_with_env(None, env));
+        assert!(load.not_found());
+        assert!(load.message.contains(&*path.to_string_lossy()));
+        assert!(load.message.contains("$ASCEND_NOTIFY_ACL_LIB"));
+        assert!(!load.message.contains("/should/not/be/searched"));
     }
 
     #[test]
@@ -194,62 +225,97 @@ mod tests {
             ("ASCEND_TOOLKIT_HOME", toolkit.to_str().unwrap()),
             ("LD_LIBRARY_PATH", ld.to_str().unwrap()),
         ]);
-        let e = load_error(AclLib::load_with_env(None, env));
-        let reason = e.reason();
-        let places = [
-            home.join("lib64/libascendcl.so"),
-            toolkit.join("lib64/libascendcl.so"),
-            ld1.join("libascendcl.so"),
-            ld2.join("libascendcl.so"),
-        ];
+        if cann_installed() {
+            return; // a CANN machine: the default install may load
+        }
+        let load = load_error(AclLib::load_with_env(None, env));
+        assert!(load.not_found(), "{load:?}");
+        // In each directory, the classic name first, then the one newer CANN recommends.
+        let mut places = Vec::new();
+        for dir in [
+            home.join("lib64"),
+            toolkit.join("lib64"),
+            ld1,
+            ld2,
+            PathBuf::from(sys::DEFAULT_INSTALL_DIR),
+        ] {
+            places.push(dir.join("libascendcl.so"));
+            places.push(dir.join("libacl_rt.so"));
+        }
+        let tried: Vec<&PathBuf> = load.tried.iter().map(|(path, _)| path).collect();
+        assert_eq!(tried, places.iter().collect::<Vec<_>>());
         let mut last = 0;
         for place in &places {
-            let at = reason
+            let at = load
+                .message
                 .find(&*place.to_string_lossy())
-                .unwrap_or_else(|| panic!("{} missing from {reason}", place.display()));
-            assert!(at >= last, "out of order: {reason}");
+                .unwrap_or_else(|| panic!("{} missing from {}", place.display(), load.message));
+            assert!(at >= last, "out of order: {}", load.message);
             last = at;
-        }
-        // The default install is last; it may exist on a CANN machine, so only check it is named
-        // when it was not loaded.
-        if !Path::new(sys::DEFAULT_INSTALL_PATH).exists() {
-            assert!(reason.contains(sys::DEFAULT_INSTALL_PATH), "{reason}");
         }
     }
 
     #[test]
     fn unset_variables_are_named() {
-        if Path::new(sys::DEFAULT_INSTALL_PATH).exists() {
+        if cann_installed() {
             return; // a CANN machine: the default install may load
         }
-        let e = load_error(AclLib::load_with_env(None, fake_env(&[])));
+        let load = load_error(AclLib::load_with_env(None, fake_env(&[])));
+        assert!(load.not_found());
         for var in [
             "$ASCEND_HOME_PATH",
             "$ASCEND_TOOLKIT_HOME",
             "$LD_LIBRARY_PATH",
         ] {
-            assert!(e.reason().contains(&format!("{var} is not set")), "{e}");
+            assert!(
+                load.message.contains(&format!("{var} is not set")),
+                "{}",
+                load.message
+            );
         }
-        assert!(e.reason().contains(sys::DEFAULT_INSTALL_PATH), "{e}");
+        assert!(load.message.contains(sys::DEFAULT_INSTALL_DIR));
     }
 
     #[test]
-    fn a_file_that_is_not_a_library_is_an_error_not_a_panic() {
+    fn the_newer_library_name_is_found_in_a_directory() {
+        if cann_installed() {
+            return;
+        }
+        // A directory with only `libacl_rt.so`: it is found (and here fails to load).
+        let dir = temp_path("acl-rt-dir");
+        std::fs::create_dir(&dir).unwrap();
+        let file = dir.join("libacl_rt.so");
+        std::fs::write(&file, "not a shared object\n").unwrap();
+        let env = fake_env(&[("LD_LIBRARY_PATH", dir.to_str().unwrap())]);
+        let result = AclLib::load_with_env(None, env);
+        std::fs::remove_file(&file).unwrap();
+        std::fs::remove_dir(&dir).unwrap();
+        let load = load_error(result);
+        assert_eq!(load.file.as_deref(), Some(file.as_path()), "{load:?}");
+        assert!(!load.not_found());
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_library_is_found_but_unusable() {
         let path = temp_path("libascendcl.so");
         std::fs::write(&path, "this is a text file, not a shared object\n").unwrap();
-        let result = AscendBackend::builder().library_path(&path).build();
+        let result = AscendRuntime::builder().library_path(&path).build();
         std::fs::remove_file(&path).unwrap();
-        let e = match result {
-            Ok(_) => panic!("loaded a text file as a library"),
-            Err(e) => e,
-        };
-        assert_eq!(e.code(), AclError::UNINITIALIZE);
-        assert!(e.reason().contains(&*path.to_string_lossy()), "{e}");
-        assert!(!e.reason().contains("no such file"), "{e}");
+        let load = load_error(result);
+        // Found: an automatic backend choice must not move on to another backend.
+        assert_eq!(load.file.as_deref(), Some(path.as_path()));
+        assert!(!load.not_found());
+        assert!(load.message.contains(&*path.to_string_lossy()), "{load:?}");
+        assert!(load.message.contains("dlopen failed"), "{load:?}");
+        assert!(!load.message.contains("no such file"), "{load:?}");
+        // The loader's own error is kept, and is what `source()` gives.
+        assert!(load.source.is_some());
+        use std::error::Error as _;
+        assert!(Error::Load(load).source().is_some());
     }
 
     #[test]
-    fn a_library_without_the_symbols_is_an_error_naming_the_symbol() {
+    fn a_library_without_the_symbols_names_every_missing_symbol() {
         // Any shared object that is surely present and is not libascendcl: the C library.
         let Some(libc) = [
             "/lib/x86_64-linux-gnu/libc.so.6",
@@ -261,17 +327,45 @@ mod tests {
         .find(|p| p.exists()) else {
             return;
         };
-        let e = load_error(AclLib::load(Some(libc)));
-        assert!(e.reason().contains("symbol aclInit is missing"), "{e}");
-        assert!(e.reason().contains(&*libc.to_string_lossy()), "{e}");
+        let load = load_error(AclLib::load(Some(libc)));
+        assert_eq!(load.file.as_deref(), Some(libc));
+        assert!(load.message.contains(&*libc.to_string_lossy()), "{load:?}");
+        let (_, why) = &load.tried[0];
+        assert!(why.contains("55 of the 55 symbols"), "{why}");
+        assert!(why.contains("symbol aclrtCreateNotify is missing"), "{why}");
+        for name in AclLib::SYMBOLS {
+            assert!(why.contains(name), "{name} not named in {why}");
+        }
+        assert!(load.source.is_some());
     }
 
     #[test]
-    fn handles_are_send_and_sync() {
-        fn assert_send_sync<T: Send + Sync>() {}
-        assert_send_sync::<AscendBackend>();
-        assert_send_sync::<AscendStream>();
-        assert_send_sync::<AscendNotify>();
-        assert_send_sync::<AclLib>();
+    fn a_broken_file_does_not_stop_the_search_but_is_what_is_reported() {
+        if cann_installed() {
+            return;
+        }
+        let broken = temp_path("broken");
+        let empty = temp_path("empty");
+        std::fs::create_dir(&broken).unwrap();
+        let file = broken.join("libascendcl.so");
+        std::fs::write(&file, "not a shared object\n").unwrap();
+        let ld = std::env::join_paths([&broken, &empty]).unwrap();
+        let result =
+            AclLib::load_with_env(None, fake_env(&[("LD_LIBRARY_PATH", ld.to_str().unwrap())]));
+        std::fs::remove_file(&file).unwrap();
+        std::fs::remove_dir(&broken).unwrap();
+        let load = load_error(result);
+        assert_eq!(load.file.as_deref(), Some(file.as_path()));
+        // Every later place was still looked at.
+        assert!(
+            load.tried
+                .iter()
+                .any(|(p, _)| p == &empty.join("libacl_rt.so"))
+        );
+        assert!(
+            load.tried
+                .iter()
+                .any(|(p, _)| p.starts_with(sys::DEFAULT_INSTALL_DIR))
+        );
     }
 }

@@ -1,117 +1,94 @@
-//! The safe stream: [`AscendStream`] and the future of its asynchronous synchronize.
+//! [`AscendStream`]: the queue verbs (record, wait, synchronize) and the future of its
+//! asynchronous synchronize.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::ptr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use notify_api::{DeviceId, Result, err};
+use notify_api::{Result, Timeout, err};
 
-use crate::backend::{AscendBackend, Session};
+use crate::device::AscendDevice;
+use crate::notify::AscendNotify;
 use crate::result;
+use crate::runtime::Ascend;
 use crate::sys::aclrtStream;
 
-/// A stream of the Ascend runtime: an owned `aclrtStream`, or the default stream of a device
-/// (a NULL `aclrtStream`, which is never destroyed).
+/// A stream of the Ascend runtime: an owned `aclrtStream` on one device, or that device's
+/// default stream (a NULL `aclrtStream`, which is never destroyed).
 ///
-/// `Send` and `Sync`; see the crate docs.
+/// It keeps its [`AscendDevice`] alive, and every call binds that device to the calling thread
+/// first, so it works from any thread. Dropping it destroys it (after its tasks finish, as
+/// `aclrtDestroyStream` does) and ignores the error; [`notify_api::Stream::destroy`] reports it.
 #[derive(Debug)]
 pub struct AscendStream {
-    /// Shared with the helper threads of [`notify_api::Stream::synchronize_async`], so that a
-    /// stream is destroyed only when no helper uses it any more.
+    /// Shared with the helper threads of [`notify_api::Stream::synchronize_async`], so that the
+    /// stream outlives every helper that uses it.
     inner: Arc<StreamInner>,
 }
 
 #[derive(Debug)]
 struct StreamInner {
-    session: Arc<Session>,
-    /// NULL for a default stream.
-    raw: aclrtStream,
-    device: DeviceId,
-    /// Whether `aclrtDestroyStream` is ours to call (false for a default stream, and after an
-    /// explicit destroy).
-    owned: bool,
+    // Declared first, dropped first: the stream is destroyed while its device is retained
+    // (the handle holds the retain too; this keeps the value `device()` returns).
+    handle: result::Stream,
+    device: AscendDevice,
+    /// The helpers that still hold a reference to this inner.
+    helpers: Arc<Helpers>,
 }
 
-// SAFETY: the handle is an opaque token of the runtime, not memory this process reads. The
-// runtime lets a stream be used from any thread once a device is set in that thread (the current
-// device is per thread; using the stream under another device is the reported error 107003, not
-// UB), and its calls are thread-safe. The handle is destroyed exactly once, by the last owner.
-unsafe impl Send for StreamInner {}
-// SAFETY: as for `Send`; every method takes `&self` and only passes the handle to thread-safe
-// runtime calls.
-unsafe impl Sync for StreamInner {}
-
-impl StreamInner {
-    /// Destroys an owned stream once; later calls and the drop do nothing.
-    fn destroy_once(&mut self) -> Result<()> {
-        if !self.owned {
-            return Ok(());
-        }
-        self.owned = false;
-        // SAFETY: `raw` is a non-NULL stream this session created (only owned streams get
-        // here), not yet destroyed (`owned` was still set), and nobody else can use it: this is
-        // the last reference (`&mut` through the last `Arc`, or the drop). The session is alive.
-        unsafe { result::destroy_stream(&self.session.lib, self.raw) }
-    }
-
-    fn synchronize(&self) -> Result<()> {
-        // SAFETY: `raw` is NULL (the default stream) or a stream of this session not yet
-        // destroyed: destroying needs the last reference, and `&self` is one.
-        unsafe { result::synchronize_stream(&self.session.lib, self.raw) }
-    }
+/// How many `synchronize_async` helpers still use a stream, so that `destroy` can wait for
+/// them. Kept apart from the stream (its own `Arc`), so that a helper can signal after it has
+/// let go of its reference to the stream.
+#[derive(Debug, Default)]
+struct Helpers {
+    running: Mutex<usize>,
+    done: Condvar,
 }
 
-impl Drop for StreamInner {
-    fn drop(&mut self) {
-        let _ = self.destroy_once();
+impl Helpers {
+    fn start(&self) {
+        *self.running.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+    }
+
+    fn finish(&self) {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        *running = running.saturating_sub(1);
+        self.done.notify_all();
+    }
+
+    /// Blocks until every helper has let go of the stream.
+    fn wait_idle(&self) {
+        let running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        let _idle = self
+            .done
+            .wait_while(running, |running| *running > 0)
+            .unwrap_or_else(PoisonError::into_inner);
     }
 }
 
 impl AscendStream {
-    /// `aclrtCreateStream` on the current device, recording that device (`aclrtGetDevice`).
-    pub(crate) fn create(session: &Arc<Session>) -> Result<Self> {
-        let raw = result::create_stream(&session.lib)?;
-        let mut inner = StreamInner {
-            session: Arc::clone(session),
-            raw,
-            device: DeviceId(-1),
-            owned: true,
-        };
-        // If this fails, dropping `inner` destroys the new stream.
-        inner.device = DeviceId(result::get_device(&session.lib)?);
-        Ok(Self {
-            inner: Arc::new(inner),
-        })
-    }
-
-    /// The current device's default stream: a NULL handle, never destroyed.
-    pub(crate) fn default_of_current(session: &Arc<Session>) -> Result<Self> {
-        let device = DeviceId(result::get_device(&session.lib)?);
-        Ok(Self {
+    pub(crate) fn new(device: AscendDevice, handle: result::Stream) -> Self {
+        Self {
             inner: Arc::new(StreamInner {
-                session: Arc::clone(session),
-                raw: ptr::null_mut(),
+                handle,
                 device,
-                owned: false,
+                helpers: Arc::default(),
             }),
-        })
+        }
     }
 
-    /// The raw `aclrtStream` (NULL for a default stream). It stays valid while `self` lives.
+    /// The raw `aclrtStream` (NULL for a default stream). It stays valid while `self` lives;
+    /// NULL means the default stream of whatever context is current, so bind the device first
+    /// ([`AscendDevice::bind_to_thread`]) before passing it to C yourself.
     pub fn as_raw(&self) -> aclrtStream {
-        self.inner.raw
+        self.inner.handle.as_raw()
     }
 
     /// Whether this is a default stream (a NULL handle).
     pub fn is_default(&self) -> bool {
-        self.inner.raw.is_null()
-    }
-
-    pub(crate) fn session(&self) -> &Arc<Session> {
-        &self.inner.session
+        self.inner.handle.is_default()
     }
 
     /// Starts `synchronize` on a helper thread and returns the future of its result.
@@ -119,77 +96,100 @@ impl AscendStream {
         let slot = Arc::new(SyncSlot::default());
         let done = Arc::clone(&slot);
         let inner = Arc::clone(&self.inner);
-        std::thread::Builder::new()
+        let helpers = Arc::clone(&self.inner.helpers);
+        // Counted here, before the helper exists, so that a `destroy` after this call (the
+        // future dropped before it completed) always sees it.
+        helpers.start();
+        let spawned = std::thread::Builder::new()
             .name("ascend-notify-sync".into())
-            .spawn(move || {
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let session = Arc::clone(&inner.session);
-                    let device = inner.device.raw();
-                    // The current device is per thread: this helper must set the stream's own.
-                    result::set_device(&session.lib, device)?;
-                    let synced = inner.synchronize();
-                    // Let go of the stream before leaving the device: if its owner dropped it
-                    // meanwhile, this destroys it here, with the device still set.
-                    drop(inner);
-                    // Balance the set_device above (the runtime counts them per device).
-                    let _ = result::reset_device(&session.lib, device);
-                    synced
-                }));
-                done.complete(outcome.unwrap_or_else(|_| {
-                    Err(err!(
-                        RT_INTERNAL_ERROR,
-                        "the synchronize_async helper thread panicked"
-                    ))
-                }));
-            })
-            .map_err(|e| {
-                err!(
-                    RT_INTERNAL_ERROR,
-                    "synchronize_async could not start its helper thread: {e}"
-                )
-            })?;
+            .spawn({
+                let helpers = Arc::clone(&helpers);
+                move || {
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        // Binds the stream's device to this helper thread itself.
+                        let synced = result::synchronize_stream(&inner.handle);
+                        // Let go of the stream before saying so: if its owner dropped it
+                        // meanwhile, this destroys it here; if it is destroying it, it waits for
+                        // the `finish` below and then owns the stream alone.
+                        drop(inner);
+                        synced
+                    }));
+                    helpers.finish();
+                    done.complete(outcome.unwrap_or_else(|_| {
+                        Err(err!(
+                            RT_INTERNAL_ERROR,
+                            "the synchronize_async helper thread panicked"
+                        ))
+                    }));
+                }
+            });
+        if let Err(e) = spawned {
+            helpers.finish();
+            return Err(err!(
+                RT_INTERNAL_ERROR,
+                "synchronize_async could not start its helper thread: {e}"
+            ));
+        }
         Ok(SyncFuture { slot })
     }
 }
 
 #[async_trait::async_trait]
 impl notify_api::Stream for AscendStream {
-    type Backend = AscendBackend;
+    type Backend = Ascend;
 
-    fn device(&self) -> DeviceId {
-        self.inner.device
+    fn device(&self) -> &AscendDevice {
+        &self.inner.device
+    }
+
+    #[inline]
+    fn record(&self, notify: &AscendNotify) -> Result<()> {
+        result::record_notify(notify.handle(), &self.inner.handle)
+    }
+
+    fn wait(&self, notify: &AscendNotify, timeout: impl Into<Timeout>) -> Result<()> {
+        result::wait_and_reset_notify(
+            notify.handle(),
+            &self.inner.handle,
+            timeout.into().as_c_secs(),
+        )
     }
 
     fn synchronize(&self) -> Result<()> {
-        self.inner.synchronize()
+        result::synchronize_stream(&self.inner.handle)
     }
 
     fn synchronize_timeout(&self, timeout: Option<Duration>) -> Result<()> {
-        // SAFETY: as in `StreamInner::synchronize`: NULL or a live stream of this session.
-        unsafe {
-            result::synchronize_stream_with_timeout(
-                &self.inner.session.lib,
-                self.inner.raw,
-                timeout,
-            )
-        }
+        result::synchronize_stream_with_timeout(&self.inner.handle, timeout)
     }
 
-    /// Runs `aclrtSynchronizeStream` on a helper `std::thread` (which sets the stream's device,
-    /// synchronizes, and resets the device again) and completes when it returns. Dropping the
-    /// future does not stop the helper; the stream is destroyed only after the helper is done
-    /// with it.
+    /// Runs `aclrtSynchronizeStream` on a helper `std::thread` (which binds the stream's device
+    /// and synchronizes) and completes when it returns. Dropping the future does not stop the
+    /// helper; the stream is destroyed only after the helper is done with it.
     async fn synchronize_async(&self) -> Result<()> {
         self.spawn_synchronize()?.await
     }
 
-    /// Destroys an owned stream and reports the error; a default stream is left alone. If an
-    /// abandoned `synchronize_async` helper still uses the stream, the helper destroys it when
-    /// it is done and this returns `Ok(())`.
+    /// Destroys an owned stream and reports the error; a default stream is left alone (the
+    /// runtime owns it: `Ok(())`, documented on the trait).
+    ///
+    /// If the future of a `synchronize_async` was dropped before it completed, its helper thread
+    /// still synchronizes this stream; `destroy` waits for it to finish (it would wait for the
+    /// same tasks anyway) and then destroys the stream itself, so the result is always that of
+    /// `aclrtDestroyStream`.
     fn destroy(self) -> Result<()> {
+        let helpers = Arc::clone(&self.inner.helpers);
+        helpers.wait_idle();
         match Arc::try_unwrap(self.inner) {
-            Ok(mut inner) => inner.destroy_once(),
-            Err(_still_shared) => Ok(()),
+            Ok(inner) => result::destroy_stream(inner.handle),
+            // Not reachable: `AscendStream` is not `Clone`, and every helper drops its reference
+            // before it reports itself finished. Should it happen, say so rather than claim a
+            // destroy that did not happen; the last reference destroys the stream on its drop.
+            Err(_still_shared) => Err(err!(
+                RT_INTERNAL_ERROR,
+                "the stream is still used by a synchronize_async helper; it will be destroyed \
+                 when that helper lets go of it"
+            )),
         }
     }
 }
@@ -236,6 +236,8 @@ impl Future for SyncFuture {
         if let Some(result) = state.result.take() {
             return Poll::Ready(result);
         }
+        // Keep the waker we have unless the task moved: cloning one on every poll would cost an
+        // allocation or a reference count each time, for nothing.
         match &mut state.waker {
             Some(waker) if waker.will_wake(cx.waker()) => {}
             slot => *slot = Some(cx.waker().clone()),
@@ -279,6 +281,35 @@ mod tests {
             Poll::Ready(Err(e)) => assert_eq!(e.code(), AclError::RT_WAIT_TIMEOUT),
             other => panic!("expected the stored error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn polling_again_with_the_same_waker_keeps_the_stored_one() {
+        let slot = Arc::new(SyncSlot::default());
+        let mut future = SyncFuture {
+            slot: Arc::clone(&slot),
+        };
+        let first = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&first));
+        let mut cx = Context::from_waker(&waker);
+        // `first` is held by the test, by `waker`, and then by the one clone the future keeps.
+        for _ in 0..5 {
+            assert!(Pin::new(&mut future).poll(&mut cx).is_pending());
+            assert_eq!(Arc::strong_count(&first), 3, "a new waker was stored");
+        }
+
+        // A poll from another task replaces it: the old clone is let go, the new one is woken.
+        let second = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let other = Waker::from(Arc::clone(&second));
+        assert!(
+            Pin::new(&mut future)
+                .poll(&mut Context::from_waker(&other))
+                .is_pending()
+        );
+        assert_eq!(Arc::strong_count(&first), 2);
+        slot.complete(Ok(()));
+        assert_eq!(first.0.load(Ordering::SeqCst), 0);
+        assert_eq!(second.0.load(Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -1,29 +1,40 @@
 //! `sys`: the raw C surface of `libascendcl.so`, resolved at run time.
 //!
-//! This layer only names things: the C types of `SEMANTICS.md` §1, one function pointer per
-//! symbol with its exact prototype ([`AclLib`]), and the search that finds and loads the library.
-//! It checks nothing and interprets no code; [`crate::result`] turns codes into `Result`s, and
-//! the safe types at the crate root own the handles.
+//! This layer only names things: the C types and constants (re-exported from `acl-abi`), one
+//! function pointer per symbol of the ABI manifest ([`AclLib`], generated from
+//! [`acl_abi::for_each_function!`], so no prototype is written here a second time), and the
+//! search that finds and loads the library. It checks nothing and interprets no code;
+//! [`crate::result`] turns codes into `Result`s and owns the handles.
 //!
 //! # Finding the library
 //! The first configured source decides, and only it is tried, so that a path the user named is
 //! never silently replaced by another installation:
 //! 1. the explicit path given to [`crate::AscendBuilder::library_path`];
 //! 2. else `ASCEND_NOTIFY_ACL_LIB` ([`LIBRARY_ENV`]), when set and not empty;
-//! 3. else the CANN conventions, in this order, the first file that loads and has every symbol
-//!    winning: `$ASCEND_HOME_PATH/lib64/libascendcl.so`, `$ASCEND_TOOLKIT_HOME/lib64/libascendcl.so`,
-//!    `<dir>/libascendcl.so` for each directory of `LD_LIBRARY_PATH`, then
-//!    [`DEFAULT_INSTALL_PATH`].
+//! 3. else the CANN conventions: the directories `$ASCEND_HOME_PATH/lib64`,
+//!    `$ASCEND_TOOLKIT_HOME/lib64`, each directory of `LD_LIBRARY_PATH`, then
+//!    [`DEFAULT_INSTALL_DIR`], and in each of them [`LIBRARY_NAMES`] in order:
+//!    `libascendcl.so`, then `libacl_rt.so` (the name newer CANN recommends; same symbols). The
+//!    first file that loads and has every symbol wins; a file that exists but cannot be used does
+//!    not stop the search (an `LD_LIBRARY_PATH` may well list a directory of another
+//!    architecture first, which the system loader would skip too), but it is what the error
+//!    reports if nothing better is found.
 //!
 //! An explicit path without a directory part (`"libascendcl.so"`) is handed to the system loader
 //! as is, which then applies its own search (`LD_LIBRARY_PATH`, `ld.so.cache`, ...).
 //!
 //! # Errors
-//! A library that cannot be found or loaded, or that lacks a symbol of §1, is an [`Error`] with
-//! code `ACL_ERROR_UNINITIALIZE` (100001), this crate's choice: the C API has no code for "no
-//! runtime at all", and 100001 is what every ACL call reports when the runtime is not
-//! initialized, which is the state such a process is in. The reason names every place looked at
-//! and why each was refused. Loading never panics.
+//! Loading is not a runtime refusal (ash's `LoadingError`): every failure is
+//! [`Error::Load`] with a [`LoadError`] that names the file, every place looked at and why each
+//! was refused, and carries the loader's own error as `source`:
+//! - `file: None` ([`LoadError::not_found`]) when no candidate file exists anywhere, the only
+//!   case in which an automatic backend choice may move on to another backend;
+//! - `file: Some(path)` when a file was found but `dlopen` failed or a symbol is missing (every
+//!   missing symbol is named). A bare file name handed to the system loader counts as found: we
+//!   cannot tell whether the loader found it, and a library the user named must not be silently
+//!   replaced.
+//!
+//! Loading never panics.
 //!
 //! # Unloading
 //! A loaded library is never unloaded (no `dlclose`), even when its last user is dropped or a
@@ -32,153 +43,135 @@
 //! behaviour. Loading the same file again is cheap: the system loader hands back the same
 //! mapping.
 
-#![allow(non_camel_case_types)]
-
-use std::ffi::{OsString, c_char, c_void};
+use std::ffi::OsString;
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use notify_api::{AclError, Error, Result};
+pub use acl_abi::consts::*;
+pub use acl_abi::types::*;
+// The manifest spells its argument types with these names; they must be in scope where
+// `for_each_function!` expands.
+use std::ffi::{c_char, c_void};
 
-/// `typedef int aclError;` — `0` ([`ACL_SUCCESS`]) is success.
-pub type aclError = i32;
-/// `typedef void *aclrtNotify;` — an opaque notify handle.
-pub type aclrtNotify = *mut c_void;
-/// `typedef void *aclrtStream;` — an opaque stream handle; NULL is the current context's
-/// default stream.
-pub type aclrtStream = *mut c_void;
+use notify_api::{Error, LoadError, Result};
 
-/// `ACL_SUCCESS`.
-pub const ACL_SUCCESS: aclError = 0;
+#[cfg(test)]
+pub(crate) mod fake;
 
-/// The file name of the runtime library.
-pub const LIBRARY_NAME: &str = "libascendcl.so";
+/// The file names of the runtime library, in the order each directory is searched:
+/// `libascendcl.so`, then `libacl_rt.so` (the name newer CANN recommends, with the same symbols).
+pub const LIBRARY_NAMES: [&str; 2] = ["libascendcl.so", "libacl_rt.so"];
+
+/// The classic file name of the runtime library.
+pub const LIBRARY_NAME: &str = LIBRARY_NAMES[0];
 
 /// The environment variable that names the library file explicitly.
 pub const LIBRARY_ENV: &str = "ASCEND_NOTIFY_ACL_LIB";
 
 /// Where a default CANN toolkit installation puts the library.
-pub const DEFAULT_INSTALL_PATH: &str =
-    "/usr/local/Ascend/ascend-toolkit/latest/lib64/libascendcl.so";
+pub const DEFAULT_INSTALL_DIR: &str = "/usr/local/Ascend/ascend-toolkit/latest/lib64";
+
+/// Why one symbol could not be resolved.
+type Missing = (&'static str, libloading::Error);
 
 macro_rules! acl_lib {
-    ($( $(#[$doc:meta])* $name:ident: fn($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty; )*) => {
-        /// Every symbol of `SEMANTICS.md` §1, resolved from one loaded `libascendcl.so`.
+    ($( $(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty; )*) => {
+        /// Every function of the ABI manifest (`acl_abi`), resolved from one loaded library.
         ///
-        /// Each field is the symbol's address typed with its exact C prototype. Calling one is
-        /// `unsafe`: the pointers passed must satisfy the C contract. [`crate::result`] wraps
-        /// each call with the checks and conversions that make it safe where that is possible.
+        /// Each field is the symbol's address typed with its exact C prototype, as the manifest
+        /// gives it. Calling one is `unsafe`: the pointers passed must satisfy the C contract.
+        /// [`crate::result`] wraps each call the typed API uses with the checks, conversions and
+        /// ownership that make it safe.
         ///
         /// An `AclLib` can only be made by loading a library ([`AclLib::load`]), so the pointers
-        /// always come from a real library; and that library is never unloaded (see the module
-        /// docs), so they stay valid for the life of the process.
+        /// always come from a real library; and that library is never unloaded (module docs), so
+        /// they stay valid for the life of the process.
         #[allow(non_snake_case)]
         pub struct AclLib {
-            $( $(#[$doc])* pub $name: unsafe extern "C" fn($($ty),*) -> $ret, )*
+            $( $(#[$meta])* pub $name: unsafe extern "C" fn($($arg: $ty),*) -> $ret, )*
             path: PathBuf,
-            _library: ManuallyDrop<libloading::Library>,
         }
 
         impl AclLib {
-            /// The names of every symbol this struct resolves, in declaration order.
-            pub const SYMBOLS: &'static [&'static str] = &[$(stringify!($name)),*];
-
-            /// Resolves every symbol from `library` and takes the library in; the first missing
-            /// symbol is the error (and the library stays mapped: module docs).
+            /// Resolves every symbol from `library`. On failure, every missing symbol with its
+            /// loader error, in manifest order.
             #[allow(non_snake_case)]
             fn resolve(
-                library: ManuallyDrop<libloading::Library>,
+                library: &libloading::Library,
                 path: &Path,
-            ) -> std::result::Result<Self, String> {
+            ) -> std::result::Result<Self, Vec<Missing>> {
+                let mut missing: Vec<Missing> = Vec::new();
                 $(
-                    // SAFETY: the symbol is looked up by its C name and typed with the exact
-                    // prototype of SEMANTICS.md §1 (the CANN header's), so calling it through
-                    // this type matches the ABI the library was built with. The pointer is
-                    // copied out of the `Symbol` guard: it stays valid because the library is
-                    // never unloaded (module docs).
+                    // SAFETY: the symbol is looked up by its C name and typed with its prototype
+                    // from the ABI manifest (CANN's, checked against the official headers by
+                    // acl-abi's tests), so calling it through this type matches the ABI the
+                    // library was built with. The pointer is copied out of the `Symbol` guard: it
+                    // stays valid because the library is never unloaded (module docs).
                     let $name = match unsafe {
                         library.get::<unsafe extern "C" fn($($ty),*) -> $ret>(stringify!($name))
                     } {
-                        Ok(symbol) => *symbol,
+                        Ok(symbol) => Some(*symbol),
                         Err(e) => {
-                            return Err(format!(
-                                "symbol {} is missing: {}",
-                                stringify!($name),
-                                error_chain(&e)
-                            ))
+                            missing.push((stringify!($name), e));
+                            None
                         }
                     };
                 )*
-                Ok(Self {
-                    $($name,)*
-                    path: path.to_owned(),
-                    _library: library,
-                })
+                match ($($name,)*) {
+                    ($(Some($name),)*) => Ok(Self { $($name,)* path: path.to_owned() }),
+                    _ => Err(missing),
+                }
+            }
+        }
+
+        #[cfg(test)]
+        mod unfaked {
+            //! Stand-ins for every export, for tests that fake the runtime: each fails with
+            //! `ACL_ERROR_RT_FEATURE_NOT_SUPPORT`, so a call a test did not fake is visible.
+            #![allow(non_snake_case, unused_variables)]
+            use super::*;
+
+            pub(super) trait Unfaked {
+                fn unfaked() -> Self;
+            }
+            impl Unfaked for aclError {
+                fn unfaked() -> Self {
+                    ACL_ERROR_RT_FEATURE_NOT_SUPPORT
+                }
+            }
+            impl Unfaked for *const c_char {
+                fn unfaked() -> Self {
+                    std::ptr::null()
+                }
+            }
+            $( pub(super) extern "C" fn $name($($arg: $ty),*) -> $ret { Unfaked::unfaked() } )*
+        }
+
+        #[cfg(test)]
+        impl AclLib {
+            /// A table whose every function fails (`unfaked`), for tests to override field by
+            /// field with fakes. `path` is only a label.
+            pub(crate) fn unfaked(path: &str) -> Self {
+                Self { $($name: unfaked::$name,)* path: PathBuf::from(path) }
             }
         }
     };
 }
 
-acl_lib! {
-    /// `aclError aclInit(const char *configPath);` — `NULL` allowed.
-    aclInit: fn(configPath: *const c_char) -> aclError;
-    /// `aclError aclFinalize(void);`
-    aclFinalize: fn() -> aclError;
-    /// `aclError aclrtSetDevice(int32_t deviceId);`
-    aclrtSetDevice: fn(deviceId: i32) -> aclError;
-    /// `aclError aclrtResetDevice(int32_t deviceId);`
-    aclrtResetDevice: fn(deviceId: i32) -> aclError;
-    /// `aclError aclrtGetDevice(int32_t *deviceId);`
-    aclrtGetDevice: fn(deviceId: *mut i32) -> aclError;
-    /// `aclError aclrtGetDeviceCount(uint32_t *count);`
-    aclrtGetDeviceCount: fn(count: *mut u32) -> aclError;
-    /// `aclError aclrtCreateStream(aclrtStream *stream);`
-    aclrtCreateStream: fn(stream: *mut aclrtStream) -> aclError;
-    /// `aclError aclrtDestroyStream(aclrtStream stream);`
-    aclrtDestroyStream: fn(stream: aclrtStream) -> aclError;
-    /// `aclError aclrtSynchronizeStream(aclrtStream stream);`
-    aclrtSynchronizeStream: fn(stream: aclrtStream) -> aclError;
-    /// `aclError aclrtSynchronizeStreamWithTimeout(aclrtStream stream, int32_t timeout);` —
-    /// milliseconds, `-1` = forever.
-    aclrtSynchronizeStreamWithTimeout: fn(stream: aclrtStream, timeout: i32) -> aclError;
-    /// `aclError aclrtDeviceCanAccessPeer(int32_t *canAccessPeer, int32_t deviceId, int32_t peerDeviceId);`
-    aclrtDeviceCanAccessPeer: fn(canAccessPeer: *mut i32, deviceId: i32, peerDeviceId: i32) -> aclError;
-    /// `aclError aclrtDeviceEnablePeerAccess(int32_t peerDeviceId, uint32_t flags);` — flags
-    /// must be 0.
-    aclrtDeviceEnablePeerAccess: fn(peerDeviceId: i32, flags: u32) -> aclError;
-    /// `const char *aclGetRecentErrMsg(void);` — this thread's last error text, or `NULL`.
-    aclGetRecentErrMsg: fn() -> *const c_char;
-    /// `aclError aclrtCreateNotify(aclrtNotify *notify, uint64_t flag);`
-    aclrtCreateNotify: fn(notify: *mut aclrtNotify, flag: u64) -> aclError;
-    /// `aclError aclrtDestroyNotify(aclrtNotify notify);`
-    aclrtDestroyNotify: fn(notify: aclrtNotify) -> aclError;
-    /// `aclError aclrtRecordNotify(aclrtNotify notify, aclrtStream stream);`
-    aclrtRecordNotify: fn(notify: aclrtNotify, stream: aclrtStream) -> aclError;
-    /// `aclError aclrtWaitAndResetNotify(aclrtNotify notify, aclrtStream stream, uint32_t timeout);`
-    /// — seconds, `0` = forever.
-    aclrtWaitAndResetNotify: fn(notify: aclrtNotify, stream: aclrtStream, timeout: u32) -> aclError;
-    /// `aclError aclrtGetNotifyId(aclrtNotify notify, uint32_t *notifyId);`
-    aclrtGetNotifyId: fn(notify: aclrtNotify, notifyId: *mut u32) -> aclError;
-    /// `aclError aclrtNotifyBatchReset(aclrtNotify *notifies, size_t num);`
-    aclrtNotifyBatchReset: fn(notifies: *mut aclrtNotify, num: usize) -> aclError;
-    /// `aclError aclrtNotifyGetExportKey(aclrtNotify notify, char *key, size_t len, uint64_t flags);`
-    aclrtNotifyGetExportKey: fn(notify: aclrtNotify, key: *mut c_char, len: usize, flags: u64) -> aclError;
-    /// `aclError aclrtNotifyImportByKey(aclrtNotify *notify, const char *key, uint64_t flags);`
-    aclrtNotifyImportByKey: fn(notify: *mut aclrtNotify, key: *const c_char, flags: u64) -> aclError;
-    /// `aclError aclrtNotifySetImportPid(aclrtNotify notify, int32_t *pid, size_t num);`
-    aclrtNotifySetImportPid: fn(notify: aclrtNotify, pid: *mut i32, num: usize) -> aclError;
-    /// `aclError aclrtDeviceGetBareTgid(int32_t *pid);`
-    aclrtDeviceGetBareTgid: fn(pid: *mut i32) -> aclError;
-}
+acl_abi::for_each_function!(acl_lib);
 
 impl AclLib {
-    /// Finds and loads `libascendcl.so`: `explicit` if given, else `ASCEND_NOTIFY_ACL_LIB`, else
-    /// the CANN locations (module docs).
+    /// The names of every symbol this table resolves, in manifest order: the manifest's own list.
+    pub const SYMBOLS: &'static [&'static str] = acl_abi::SYMBOLS;
+
+    /// Finds and loads the runtime library: `explicit` if given, else `ASCEND_NOTIFY_ACL_LIB`,
+    /// else the CANN locations (module docs).
     ///
     /// # Errors
-    /// `ACL_ERROR_UNINITIALIZE` (100001) when no candidate loads with every symbol; the reason
-    /// lists each place looked at and what was wrong there.
+    /// [`Error::Load`]: `file: None` when no candidate exists, `file: Some(_)` when one was found
+    /// but could not be loaded or lacks a symbol; the message lists every place looked at.
     pub fn load(explicit: Option<&Path>) -> Result<Self> {
         Self::load_with_env(explicit, |name| std::env::var_os(name))
     }
@@ -189,26 +182,56 @@ impl AclLib {
         explicit: Option<&Path>,
         env: impl Fn(&str) -> Option<OsString>,
     ) -> Result<Self> {
-        let (candidates, mut notes) = candidates(explicit, &env);
+        let (candidates, notes) = candidates(explicit, &env);
+        let mut tried: Vec<(PathBuf, String)> = Vec::new();
+        let mut places: Vec<String> = Vec::new();
+        // The first file that exists but could not be used, with the loader's error.
+        let mut found: Option<(PathBuf, Option<LoaderError>)> = None;
         for candidate in &candidates {
-            match try_open(&candidate.path, candidate.bare) {
+            let why = match try_open(&candidate.path, candidate.bare) {
                 Ok(lib) => return Ok(lib),
-                Err(why) => notes.push(format!(
-                    "{} ({}): {why}",
-                    candidate.path.display(),
-                    candidate.source
-                )),
-            }
+                Err(Refusal::Absent) => "no such file".to_owned(),
+                Err(Refusal::Unusable { why, source }) => {
+                    found.get_or_insert((candidate.path.clone(), source));
+                    why
+                }
+            };
+            places.push(format!(
+                "{} ({}): {why}",
+                candidate.path.display(),
+                candidate.source
+            ));
+            tried.push((candidate.path.clone(), why));
         }
-        Err(Error::new(
-            AclError::UNINITIALIZE,
-            format!(
-                "{LIBRARY_NAME} could not be loaded (this crate reports a missing runtime as \
-                 ACL_ERROR_UNINITIALIZE); looked at: {}. Set {LIBRARY_ENV} or \
-                 AscendBuilder::library_path to the library file",
-                notes.join("; ")
+        places.extend(notes);
+        let looked = places.join("; ");
+        let hint = format!("set {LIBRARY_ENV} or AscendBuilder::library_path to the library file");
+        let (file, message, source) = match found {
+            None => (
+                None,
+                format!(
+                    "the Ascend runtime library ({}) was not found; looked at: {looked}. To use \
+                     it, {hint}",
+                    LIBRARY_NAMES.join(" or ")
+                ),
+                None,
             ),
-        ))
+            Some((file, source)) => (
+                Some(file.clone()),
+                format!(
+                    "{} was found but could not be used; looked at: {looked}. Fix or remove it, \
+                     or {hint}",
+                    file.display()
+                ),
+                source,
+            ),
+        };
+        Err(Error::Load(LoadError {
+            file,
+            tried,
+            message,
+            source,
+        }))
     }
 
     /// The file this library was loaded from (as given to the loader).
@@ -259,38 +282,40 @@ fn candidates(
         return (vec![candidate], Vec::new());
     }
 
-    let mut out: Vec<Candidate> = Vec::new();
+    let mut dirs: Vec<(PathBuf, String)> = Vec::new();
     let mut notes = Vec::new();
-    let mut push = |path: PathBuf, source: String| {
-        if !out.iter().any(|c| c.path == path) {
-            out.push(Candidate {
-                path,
-                source,
-                bare: false,
-            });
-        }
-    };
     for var in ["ASCEND_HOME_PATH", "ASCEND_TOOLKIT_HOME"] {
         match env(var).filter(|v| !v.is_empty()) {
-            Some(home) => push(
-                Path::new(&home).join("lib64").join(LIBRARY_NAME),
-                format!("${var}/lib64"),
-            ),
+            Some(home) => dirs.push((Path::new(&home).join("lib64"), format!("${var}/lib64"))),
             None => notes.push(format!("${var} is not set")),
         }
     }
     match env("LD_LIBRARY_PATH").filter(|v| !v.is_empty()) {
-        Some(dirs) => {
-            for dir in std::env::split_paths(&dirs).filter(|d| !d.as_os_str().is_empty()) {
-                push(dir.join(LIBRARY_NAME), "$LD_LIBRARY_PATH".into());
+        Some(value) => {
+            for dir in std::env::split_paths(&value).filter(|d| !d.as_os_str().is_empty()) {
+                dirs.push((dir, "$LD_LIBRARY_PATH".into()));
             }
         }
         None => notes.push("$LD_LIBRARY_PATH is not set".into()),
     }
-    push(
-        PathBuf::from(DEFAULT_INSTALL_PATH),
+    dirs.push((
+        PathBuf::from(DEFAULT_INSTALL_DIR),
         "default CANN install".into(),
-    );
+    ));
+
+    let mut out: Vec<Candidate> = Vec::new();
+    for (dir, source) in dirs {
+        for name in LIBRARY_NAMES {
+            let path = dir.join(name);
+            if !out.iter().any(|c| c.path == path) {
+                out.push(Candidate {
+                    path,
+                    source: source.clone(),
+                    bare: false,
+                });
+            }
+        }
+    }
     (out, notes)
 }
 
@@ -306,16 +331,57 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// The loader's own error, as [`LoadError::source`] keeps it.
+type LoaderError = Arc<dyn std::error::Error + Send + Sync>;
+
+/// Why one candidate was not used.
+enum Refusal {
+    /// There is no file at that path.
+    Absent,
+    /// There is one, but it does not load or lacks symbols.
+    Unusable {
+        why: String,
+        source: Option<LoaderError>,
+    },
+}
+
 /// Loads one file and resolves every symbol; the error says why not.
-fn try_open(path: &Path, bare: bool) -> std::result::Result<AclLib, String> {
+fn try_open(path: &Path, bare: bool) -> std::result::Result<AclLib, Refusal> {
     if !bare && !path.exists() {
-        return Err("no such file".into());
+        return Err(Refusal::Absent);
     }
     // SAFETY: loading a library runs its initialisers. The file is the one the user named
     // (builder or ASCEND_NOTIFY_ACL_LIB) or the CANN runtime at its documented location: code we
     // trust exactly as we would if we linked against it. A file that is not a shared object (a
     // text file, a library for another architecture) makes dlopen fail, which we report.
-    let library = unsafe { libloading::Library::new(path) }.map_err(|e| error_chain(&e))?;
+    let library = match unsafe { libloading::Library::new(path) } {
+        Ok(library) => library,
+        Err(e) => {
+            return Err(Refusal::Unusable {
+                why: format!("dlopen failed: {}", error_chain(&e)),
+                source: Some(Arc::new(e)),
+            });
+        }
+    };
     // Keep the library mapped whatever happens next (module docs: never unloaded).
-    AclLib::resolve(ManuallyDrop::new(library), path)
+    let library = ManuallyDrop::new(library);
+    AclLib::resolve(&library, path).map_err(|missing| {
+        let names: Vec<&str> = missing.iter().map(|(name, _)| *name).collect();
+        let first = missing
+            .first()
+            .map(|(name, e)| format!("symbol {name} is missing: {}", error_chain(e)))
+            .unwrap_or_default();
+        let why = format!(
+            "{} of the {} symbols of the ACL manifest are missing ({}); first: {first}",
+            names.len(),
+            AclLib::SYMBOLS.len(),
+            names.join(", ")
+        );
+        // The first loader error is the source; the others say the same of another name.
+        let source = missing
+            .into_iter()
+            .next()
+            .map(|(_, e)| Arc::new(e) as LoaderError);
+        Refusal::Unusable { why, source }
+    })
 }
