@@ -164,7 +164,16 @@ impl RuntimeBuilder {
                     }
                     return Ok(Runtime::wrap(rt));
                 }
-                Err(Error::Load(load)) if load.not_found() => Some(Error::Load(load)),
+                // Only a library searched for and found nowhere lets the simulator stand in:
+                // a path the user named is a request for the real runtime.
+                Err(Error::Load(load))
+                    if load.not_found()
+                        && self.library_path.is_none()
+                        && std::env::var_os(backend_ascend::sys::LIBRARY_ENV)
+                            .is_none_or(|v| v.is_empty()) =>
+                {
+                    Some(Error::Load(load))
+                }
                 Err(e) => return Err(e),
             }
         };

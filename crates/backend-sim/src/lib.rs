@@ -16,9 +16,11 @@
 //! Configuration comes from [`SimBuilder`], else the `ASCEND_NOTIFY_SIM_*` variables.
 
 mod config;
+mod event;
 mod exit;
 mod fork;
 pub mod inspect;
+mod memory;
 pub mod raw;
 mod registry;
 mod shm;

@@ -16,7 +16,17 @@ use rustix::fs::{FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mm::{MapFlags, ProtFlags};
 
-use crate::registry::layout::{Header, NotifySlot, ProcSlot};
+use crate::registry::layout::{AllocSlot, ExportSlot, Header, NotifySlot, ProcSlot};
+
+/// The structs of the registry's layout: `#[repr(C)]`, made only of atomics, so that any bytes
+/// are a valid value of them and concurrent writes by other processes are not UB. Only those
+/// may be read from a [`Mapping`].
+pub(crate) trait Shared {}
+impl Shared for Header {}
+impl Shared for ProcSlot {}
+impl Shared for NotifySlot {}
+impl Shared for AllocSlot {}
+impl Shared for ExportSlot {}
 
 /// Where `shm_open` keeps segments on Linux; lock files live beside them (R9).
 pub(crate) const SHM_DIR: &str = "/dev/shm";
@@ -65,6 +75,33 @@ pub(crate) fn open_segment(ns: &str, create: bool) -> Result<Option<(OwnedFd, bo
             Err(e) => return Err(os_error(&format!("creating shared memory {name}"), e)),
         }
     }
+}
+
+/// Creates a memory object (`name` without the leading `/`), exclusively, sized `len`.
+pub(crate) fn create_object(name: &str, len: u64) -> Result<OwnedFd> {
+    let flags = rustix::shm::OFlags::RDWR | rustix::shm::OFlags::CREATE | rustix::shm::OFlags::EXCL;
+    let fd = rustix::shm::open(format!("/{name}").as_str(), flags, Mode::RUSR | Mode::WUSR)
+        .map_err(|e| os_error(&format!("creating shared memory {name}"), e))?;
+    if let Err(e) = rustix::fs::ftruncate(&fd, len) {
+        let _ = unlink_object(name);
+        return Err(os_error(&format!("sizing shared memory {name}"), e));
+    }
+    Ok(fd)
+}
+
+/// Opens an existing memory object; `None` if it is gone.
+pub(crate) fn open_object(name: &str) -> Option<OwnedFd> {
+    rustix::shm::open(
+        format!("/{name}").as_str(),
+        rustix::shm::OFlags::RDWR,
+        Mode::empty(),
+    )
+    .ok()
+}
+
+/// Unlinks a memory object; `false` if it did not exist.
+pub(crate) fn unlink_object(name: &str) -> bool {
+    rustix::shm::unlink(format!("/{name}").as_str()).is_ok()
 }
 
 /// Unlinks the segment; `false` if it did not exist.
@@ -242,15 +279,15 @@ impl Mapping {
     }
 
     /// A `T` at byte `offset`, if it lies wholly inside the mapping and is aligned.
-    fn at<T>(&self, offset: u64) -> Option<&T> {
+    fn at<T: Shared>(&self, offset: u64) -> Option<&T> {
         let offset = usize::try_from(offset).ok()?;
         let end = offset.checked_add(size_of::<T>())?;
         if end > self.len || offset % align_of::<T>() != 0 {
             return None;
         }
-        // SAFETY: in bounds and aligned (checked above; the base is page-aligned); `T` is one of
-        // the all-atomic layout structs, valid for any bytes and safe to share; the reference
-        // lives no longer than `&self`, and the mapping outlives `self`.
+        // SAFETY: in bounds and aligned (checked above; the base is page-aligned); `T: Shared` is
+        // one of the all-atomic layout structs, valid for any bytes and safe to share; the
+        // reference lives no longer than `&self`, and the mapping outlives `self`.
         Some(unsafe { &*self.ptr.as_ptr().add(offset).cast::<T>() })
     }
 
@@ -260,6 +297,11 @@ impl Mapping {
 
     pub(crate) fn proc_slot(&self, procs_offset: u64, index: usize) -> Option<&ProcSlot> {
         self.at(procs_offset.checked_add((index as u64).checked_mul(size_of::<ProcSlot>() as u64)?)?)
+    }
+
+    /// Entry `index` of a table of `T`s that starts at byte `base`.
+    pub(crate) fn entry<T: Shared>(&self, base: u64, index: u64) -> Option<&T> {
+        self.at(base.checked_add(index.checked_mul(size_of::<T>() as u64)?)?)
     }
 
     pub(crate) fn notify_slot(&self, notifies_offset: u64, flat_index: u64) -> Option<&NotifySlot> {
@@ -280,5 +322,179 @@ impl Drop for Mapping {
 impl std::fmt::Debug for Mapping {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mapping").field("len", &self.len).finish()
+    }
+}
+
+/// A range of address space with no access rights (`PROT_NONE`, never backed): device addresses
+/// live in it, so a host load or store through one faults (M1).
+pub(crate) struct Reservation {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the reservation is never read or written through; it is an address range only.
+unsafe impl Send for Reservation {}
+// SAFETY: as above.
+unsafe impl Sync for Reservation {}
+
+impl Reservation {
+    pub(crate) fn new(len: u64) -> Result<Self> {
+        let len = usize::try_from(len)
+            .map_err(|_| Error::new(AclError::RT_INTERNAL_ERROR, "reservation too large"))?;
+        // SAFETY: a fresh anonymous mapping at an address the kernel picks; no existing memory
+        // is affected, and nothing is ever read or written through it.
+        let ptr = unsafe {
+            rustix::mm::mmap_anonymous(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::empty(),
+                MapFlags::PRIVATE | MapFlags::NORESERVE,
+            )
+        }
+        .map_err(|e| os_error("reserving device addresses", e))?;
+        let ptr = NonNull::new(ptr.cast::<u8>())
+            .ok_or_else(|| Error::new(AclError::RT_INTERNAL_ERROR, "mmap gave NULL"))?;
+        Ok(Self { ptr, len })
+    }
+
+    pub(crate) fn base(&self) -> u64 {
+        self.ptr.as_ptr().addr() as u64
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.len as u64
+    }
+
+    pub(crate) fn contains(&self, addr: u64) -> bool {
+        addr >= self.base() && addr - self.base() < self.len()
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        // SAFETY: made by `new` with this pointer and length; nothing refers into it.
+        let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast::<c_void>(), self.len) };
+    }
+}
+
+impl std::fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reservation")
+            .field("base", &format_args!("{:#x}", self.base()))
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+/// A shared read-write mapping of bytes `offset..offset + len` of a memory object: the host
+/// side of device memory, which only the runtime's copies and sets touch.
+pub(crate) struct ObjectMap {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: plain shared memory; every access is a copy or set of the runtime, which the streams
+// order as the device would (R2), and races between processes are the program's, as on the NPU.
+unsafe impl Send for ObjectMap {}
+// SAFETY: as above.
+unsafe impl Sync for ObjectMap {}
+
+impl ObjectMap {
+    pub(crate) fn new(fd: &OwnedFd, offset: u64, len: u64) -> Result<Self> {
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&l| l > 0)
+            .ok_or_else(|| Error::new(AclError::RT_INTERNAL_ERROR, "bad object mapping length"))?;
+        // SAFETY: a fresh mapping at an address the kernel picks, of an object we hold open, at
+        // a page-aligned offset (allocations and exports are page-aligned, M1/M3).
+        let ptr = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                fd,
+                offset,
+            )
+        }
+        .map_err(|e| os_error("mapping device memory", e))?;
+        let ptr = NonNull::new(ptr.cast::<u8>())
+            .ok_or_else(|| Error::new(AclError::RT_INTERNAL_ERROR, "mmap gave NULL"))?;
+        Ok(Self { ptr, len })
+    }
+
+    /// The address of byte `offset` (`offset <= len`; callers check ranges first).
+    pub(crate) fn at(&self, offset: usize) -> *mut u8 {
+        self.ptr.as_ptr().wrapping_add(offset.min(self.len))
+    }
+}
+
+impl Drop for ObjectMap {
+    fn drop(&mut self) {
+        // SAFETY: made by `new` with this pointer and length; the last `Arc<Region>` (and with
+        // it every pointer a pending copy could use) is gone.
+        let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast::<c_void>(), self.len) };
+    }
+}
+
+impl std::fmt::Debug for ObjectMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectMap").field("len", &self.len).finish()
+    }
+}
+
+/// Host memory of `aclrtMallocHost`: an anonymous, page-aligned read-write mapping.
+pub(crate) struct HostMap {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: ordinary memory handed to the caller; this type only keeps it for the free.
+unsafe impl Send for HostMap {}
+// SAFETY: as above.
+unsafe impl Sync for HostMap {}
+
+impl HostMap {
+    pub(crate) fn new(len: usize) -> Result<Self> {
+        // SAFETY: a fresh anonymous mapping at an address the kernel picks.
+        let ptr = unsafe {
+            rustix::mm::mmap_anonymous(
+                std::ptr::null_mut(),
+                len.max(1),
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::PRIVATE,
+            )
+        }
+        .map_err(|e| {
+            if e == Errno::NOMEM {
+                notify_api::err!(M1: RT_MEMORY_ALLOCATION, "no host memory for {len} bytes")
+            } else {
+                os_error("allocating host memory", e)
+            }
+        })?;
+        let ptr = NonNull::new(ptr.cast::<u8>())
+            .ok_or_else(|| Error::new(AclError::RT_INTERNAL_ERROR, "mmap gave NULL"))?;
+        Ok(Self {
+            ptr,
+            len: len.max(1),
+        })
+    }
+
+    pub(crate) fn addr(&self) -> usize {
+        self.ptr.as_ptr().addr()
+    }
+}
+
+impl Drop for HostMap {
+    fn drop(&mut self) {
+        // SAFETY: made by `new` with this pointer and length; the caller freed it
+        // (`aclrtFreeHost`) or the session ended.
+        let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast::<c_void>(), self.len) };
+    }
+}
+
+impl std::fmt::Debug for HostMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostMap").field("len", &self.len).finish()
     }
 }

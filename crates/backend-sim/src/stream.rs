@@ -29,9 +29,14 @@ use std::time::{Duration, Instant};
 
 use notify_api::{Error, Result, err};
 
+use crate::event::EventCore;
 use crate::fork;
+use crate::memory::{self, Place};
 use crate::registry::NotifyRef;
 use crate::wake;
+
+/// A host function (H1), already wrapped to run with its stream's context current.
+pub(crate) type HostFn = Box<dyn FnOnce() + Send + 'static>;
 
 pub(crate) enum Task {
     /// Does nothing (tests).
@@ -40,6 +45,39 @@ pub(crate) enum Task {
     Record(Arc<NotifyRef>),
     /// A wait and its deadline (from the enqueue time; `None` waits forever).
     Wait(Arc<NotifyRef>, Option<Instant>, u32),
+    /// M2: a copy of `len` bytes.
+    Copy {
+        dst: Place,
+        src: Place,
+        len: usize,
+    },
+    /// M2: a set of `len` bytes to `value`.
+    Set {
+        dst: Place,
+        value: u8,
+        len: usize,
+    },
+    /// H1: taken when it runs.
+    HostFn(Option<HostFn>),
+    /// E1: completes record `seq` of the event.
+    EventRecord(Arc<EventCore>, u64),
+    /// E1: waits for record `target` of the event.
+    EventWait(Arc<EventCore>, u64),
+    /// E1: returns the event to never-recorded.
+    EventReset(Arc<EventCore>),
+}
+
+impl Task {
+    /// Tasks other than notify records and waits run as soon as they are queued (the worker is
+    /// woken at once): nothing else would make a program that never synchronizes see them run.
+    fn urgent(&self) -> bool {
+        !matches!(self, Task::Record(_) | Task::Wait(..))
+    }
+}
+
+thread_local! {
+    /// The stream whose host function this thread is running (H1), as an address.
+    static IN_HOST_FN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// How long a queued task may wait for a synchronizing thread before the worker claims it.
@@ -84,9 +122,19 @@ struct State {
     runs: u64,
     /// Threads blocked in `done.wait`: `notify_all` is a system call, skipped when zero.
     sync_waiters: u32,
+    /// The notify a running wait waits on, so a forced destroy can wake it (S1).
+    running_wait: Option<Arc<NotifyRef>>,
+    /// The event a running event wait waits on, likewise.
+    running_event: Option<Arc<EventCore>>,
     /// The wakers of pending async synchronizes, one per future (by its id).
     wakers: Vec<(u64, Waker)>,
     next_future: u64,
+}
+
+impl State {
+    fn shutdown_forced(&self) -> bool {
+        self.shutdown && self.queue.is_empty() && !self.busy
+    }
 }
 
 /// What the worker saw at its previous look at the state.
@@ -110,6 +158,8 @@ pub(crate) struct StreamCore {
     /// on an idle stream (the common case) runs without taking the lock at all.
     idle: AtomicBool,
     state: Mutex<State>,
+    /// S1: destroyed by force: a running wait gives up, queued tasks are dropped.
+    abort: AtomicBool,
     /// Signalled when a task finishes.
     done: Condvar,
     /// Signalled when the worker has something to do.
@@ -137,6 +187,7 @@ impl StreamCore {
             generation: fork::generation(),
             idle: AtomicBool::new(true),
             state: Mutex::default(),
+            abort: AtomicBool::new(false),
             done: Condvar::new(),
             work: Condvar::new(),
         })
@@ -190,13 +241,73 @@ impl StreamCore {
         self.push(&mut st, Task::Wait(notify.clone(), deadline, timeout_secs))
     }
 
+    /// Enqueues a copy, set, host function or event task (M2, H1, E1).
+    pub(crate) fn enqueue(self: &Arc<Self>, task: Task) -> Result<()> {
+        let mut st = self.lock();
+        self.push(&mut st, task)
+    }
+
+    /// S1: whether nothing is queued or running.
+    pub(crate) fn is_complete(&self) -> bool {
+        let st = self.lock();
+        st.queue.is_empty() && !st.busy
+    }
+
+    /// Waits until every task enqueued so far has run, without taking its errors (M6: a free
+    /// first waits for the copies that may use the memory). From a host function of this very
+    /// stream it returns at once: the tasks behind it cannot run before it returns.
+    pub(crate) fn drain(self: &Arc<Self>) {
+        if IN_HOST_FN.with(|c| c.get()) == Arc::as_ptr(self).addr() {
+            return;
+        }
+        let mut st = self.lock();
+        let target = st.submitted;
+        while st.finished < target && !st.shutdown_forced() {
+            if !st.busy && !st.queue.is_empty() {
+                st = self.run(st, Some((target, None))).0;
+                continue;
+            }
+            st.sync_waiters += 1;
+            st = self.done.wait(st).unwrap_or_else(PoisonError::into_inner);
+            st.sync_waiters -= 1;
+        }
+    }
+
+    /// S1 `aclrtDestroyStreamForce`: a task running now finishes (a wait gives up), queued tasks
+    /// are dropped, each releasing what it held (R8).
+    pub(crate) fn force_shutdown(&self) {
+        self.abort.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut st = self.lock();
+        st.shutdown = true;
+        let dropped: Vec<Task> = st.queue.drain(..).collect();
+        st.finished += dropped.len() as u64;
+        if let Some(n) = &st.running_wait {
+            wake::wake_all(n.slot());
+        }
+        if let Some(e) = &st.running_event {
+            e.wake_all();
+        }
+        self.idle.store(!st.busy, Release);
+        self.work.notify_all();
+        self.done.notify_all();
+        for (_, w) in st.wakers.drain(..) {
+            w.wake();
+        }
+        drop(st);
+        drop(dropped);
+    }
+
     /// Queues `task`. Fails only when the stream has no worker and none can be started: then
     /// nothing would run the task unless the caller synchronizes, so it is not queued at all.
     fn push(self: &Arc<Self>, st: &mut State, task: Task) -> Result<()> {
+        if self.abort.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(err!(S1: RT_INVALID_HANDLE, "the stream was destroyed"));
+        }
+        let urgent = task.urgent();
         st.queue.push_back(task);
         st.submitted += 1;
         self.idle.store(false, Release);
-        if let Err(e) = self.kick(st, false) {
+        if let Err(e) = self.kick(st, urgent) {
             st.queue.pop_back();
             st.submitted -= 1;
             self.idle.store(st.queue.is_empty() && !st.busy, Release);
@@ -304,32 +415,8 @@ impl StreamCore {
                 break;
             };
             drop(st);
-            let outcome = match &task {
-                #[cfg(test)]
-                Task::Nop => Outcome::Done(Ok(())),
-                Task::Record(n) => {
-                    wake::record(n.slot());
-                    Outcome::Done(Ok(()))
-                }
-                Task::Wait(n, deadline, secs) => {
-                    let sync_deadline = stop.and_then(|(_, d)| d);
-                    let until = match (*deadline, sync_deadline) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
-                    if wake::wait(n.slot(), until) {
-                        Outcome::Done(Ok(()))
-                    } else if deadline.is_some_and(|d| Instant::now() >= d) {
-                        Outcome::Done(Err(
-                            err!(R3: RT_WAIT_TIMEOUT, "the wait on notify {} timed out after {secs} s",
-                                n.slot_ref().index
-                            ),
-                        ))
-                    } else {
-                        Outcome::Interrupted
-                    }
-                }
-            };
+            let mut task = task;
+            let outcome = self.execute(&mut task, stop.and_then(|(_, d)| d));
             match outcome {
                 Outcome::Done(result) => {
                     // Dropping a task's reference may free the slot (R8): not under our lock.
@@ -350,7 +437,11 @@ impl StreamCore {
                 }
                 Outcome::Interrupted => {
                     st = self.lock();
-                    st.queue.push_front(task);
+                    if !self.abort.load(std::sync::atomic::Ordering::SeqCst) {
+                        st.queue.push_front(task);
+                    } else {
+                        st.finished += 1;
+                    }
                     interrupted = true;
                     break;
                 }
@@ -371,8 +462,90 @@ impl StreamCore {
         (st, interrupted)
     }
 
+    /// Runs one task (without the lock). `sync_deadline` is a giving-up synchronize's.
+    fn execute(&self, task: &mut Task, sync_deadline: Option<Instant>) -> Outcome {
+        match task {
+            #[cfg(test)]
+            Task::Nop => Outcome::Done(Ok(())),
+            Task::Record(n) => {
+                wake::record(n.slot());
+                Outcome::Done(Ok(()))
+            }
+            Task::Wait(n, deadline, secs) => {
+                let until = match (*deadline, sync_deadline) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                self.lock().running_wait = Some(Arc::clone(n));
+                let consumed = wake::wait(n.slot(), until, &self.abort);
+                self.lock().running_wait = None;
+                if consumed {
+                    Outcome::Done(Ok(()))
+                } else if deadline.is_some_and(|d| Instant::now() >= d) {
+                    Outcome::Done(Err(err!(
+                        R3: RT_WAIT_TIMEOUT,
+                        "the wait on notify {} timed out after {secs} s",
+                        n.slot_ref().index
+                    )))
+                } else {
+                    Outcome::Interrupted
+                }
+            }
+            Task::Copy { dst, src, len } => {
+                memory::copy(dst, src, *len);
+                Outcome::Done(Ok(()))
+            }
+            Task::Set { dst, value, len } => {
+                memory::set(dst, *value, *len);
+                Outcome::Done(Ok(()))
+            }
+            Task::HostFn(f) => {
+                let Some(f) = f.take() else {
+                    return Outcome::Done(Ok(()));
+                };
+                let me = std::ptr::from_ref(self).addr();
+                let previous = IN_HOST_FN.with(|c| c.replace(me));
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+                IN_HOST_FN.with(|c| c.set(previous));
+                Outcome::Done(ran.map_err(
+                    |_| err!(H1: RT_INTERNAL_ERROR, "a host function of this stream panicked"),
+                ))
+            }
+            Task::EventRecord(e, seq) => {
+                e.complete(*seq);
+                Outcome::Done(Ok(()))
+            }
+            Task::EventWait(e, target) => {
+                self.lock().running_event = Some(Arc::clone(e));
+                let reached = e.wait(*target, sync_deadline, &self.abort);
+                self.lock().running_event = None;
+                if reached || e.destroyed.load(std::sync::atomic::Ordering::SeqCst) {
+                    Outcome::Done(Ok(()))
+                } else {
+                    Outcome::Interrupted
+                }
+            }
+            Task::EventReset(e) => {
+                e.reset();
+                Outcome::Done(Ok(()))
+            }
+        }
+    }
+
+    /// H1: whether the calling thread runs a host function of this stream (which must not
+    /// synchronize it).
+    pub(crate) fn in_own_host_fn(&self) -> bool {
+        IN_HOST_FN.with(|c| c.get()) == std::ptr::from_ref(self).addr()
+    }
+
     /// R2: waits for every task enqueued before this call and reports the first failure.
     pub(crate) fn synchronize(self: &Arc<Self>, deadline: Option<Instant>) -> Result<()> {
+        if self.in_own_host_fn() {
+            return Err(err!(
+                H1: RT_PARAM_INVALID,
+                "a host function must not synchronize its own stream (it would wait for itself)"
+            ));
+        }
         let mut st = self.lock();
         let target = st.submitted;
         loop {

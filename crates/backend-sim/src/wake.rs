@@ -13,6 +13,7 @@
 //! waiter's own CPU, spinning would only delay the recorder it is waiting for, so it yields the
 //! CPU for that time instead.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::{Duration, Instant};
 
@@ -64,8 +65,15 @@ pub(crate) fn reset(slot: &NotifySlot) {
     slot.flag.store(0, SeqCst);
 }
 
-/// Waits until the flag is set and consumes it, or until `deadline`. `true` if consumed.
-pub(crate) fn wait(slot: &NotifySlot, deadline: Option<Instant>) -> bool {
+/// Wakes every sleeper on the flag without setting it (a forced stream destroy, S1): they
+/// re-check and see their abort.
+pub(crate) fn wake_all(slot: &NotifySlot) {
+    let _ = futex::wake(&slot.flag, futex::Flags::empty(), i32::MAX as u32);
+}
+
+/// Waits until the flag is set and consumes it, until `deadline`, or until `abort` is set.
+/// `true` if consumed.
+pub(crate) fn wait(slot: &NotifySlot, deadline: Option<Instant>, abort: &AtomicBool) -> bool {
     if try_consume(slot) {
         return true;
     }
@@ -104,6 +112,9 @@ pub(crate) fn wait(slot: &NotifySlot, deadline: Option<Instant>) -> bool {
     let consumed = loop {
         if try_consume(slot) {
             break true;
+        }
+        if abort.load(Relaxed) {
+            break false;
         }
         let left = match deadline {
             None => MAX_SLEEP,

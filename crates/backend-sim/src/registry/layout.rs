@@ -66,6 +66,89 @@ pub(crate) struct Header {
     pub free_hint: [AtomicU32; MAX_DEVICES as usize],
     /// Per device: one past the highest slot ever used, so scans skip never-touched pages.
     pub high_water: [AtomicU32; MAX_DEVICES as usize],
+    /// Per device: bytes of device memory allocated, across all processes (M1).
+    pub mem_used: [AtomicU64; MAX_DEVICES as usize],
+    pub allocs_offset: AtomicU64,
+    pub exports_offset: AtomicU64,
+    /// Where the next search for a free allocation / export entry starts (hints).
+    pub alloc_hint: AtomicU32,
+    pub export_hint: AtomicU32,
+    /// One past the highest allocation / export entry ever used.
+    pub alloc_high_water: AtomicU32,
+    pub export_high_water: AtomicU32,
+    /// Hazards of §5 seen in this namespace, by kind ([`HAZARD_KINDS`]).
+    pub hazards: [AtomicU64; HAZARD_KINDS],
+    /// The last hazards seen: `(bare tgid << 32) | kind`, a ring indexed by `hazard_seq`.
+    pub hazard_log: [AtomicU64; HAZARD_LOG],
+    pub hazard_seq: AtomicU64,
+}
+
+/// Kinds of §5 hazards: an exporter closed its key while importers still held the memory;
+/// an exported allocation was freed while it was imported.
+pub(crate) const HAZARD_KINDS: usize = 2;
+pub(crate) const HAZARD_EXPORTER_CLOSED_FIRST: u32 = 0;
+pub(crate) const HAZARD_FREED_WHILE_IMPORTED: u32 = 1;
+/// How many recent hazards the header remembers, for the inspector.
+pub(crate) const HAZARD_LOG: usize = 32;
+
+/// Allocations a namespace tracks at once (M1), across all processes.
+pub(crate) const ALLOC_SLOTS: u32 = 16384;
+/// IPC memory exports a namespace tracks at once (M3).
+pub(crate) const EXPORT_SLOTS: u32 = 4096;
+/// Importers (and whitelist entries) of one IPC memory export (M4, sim).
+pub(crate) const MEM_IMPORTERS: usize = 31;
+
+/// `AllocSlot::state`.
+pub(crate) const ALLOC_FREE: u32 = 0;
+/// Owned by a live process.
+pub(crate) const ALLOC_LIVE: u32 = 1;
+/// Freed (or its owner died) while imported: it stays for its importers (M6).
+pub(crate) const ALLOC_ORPHANED: u32 = 2;
+
+/// One device allocation (M1): its backing object is `ascend-notify.<ns>.mem<index>-<generation>`.
+#[repr(C, align(64))]
+pub(crate) struct AllocSlot {
+    pub state: AtomicU32,
+    pub generation: AtomicU32,
+    /// The owner's holder code.
+    pub owner: AtomicU32,
+    pub device: AtomicU32,
+    /// Bytes, rounded up to the page size.
+    pub size: AtomicU64,
+    pub page_size: AtomicU64,
+    /// The owner's device address of its first byte (M5: an import is never there).
+    pub owner_addr: AtomicU64,
+    /// Live imports of any of its exports (M6).
+    pub imports: AtomicU32,
+    pub _reserved: [AtomicU32; 5],
+}
+
+/// `ExportSlot::state`.
+pub(crate) const EXPORT_SLOT_FREE: u32 = 0;
+pub(crate) const EXPORT_SLOT_LIVE: u32 = 1;
+/// Closed by the exporter (or the allocation freed): no new import; existing ones go on.
+pub(crate) const EXPORT_SLOT_REVOKED: u32 = 2;
+
+/// One IPC memory export (M3): a page-aligned range of one allocation.
+#[repr(C, align(64))]
+pub(crate) struct ExportSlot {
+    pub state: AtomicU32,
+    pub generation: AtomicU32,
+    /// The allocation's index and generation.
+    pub alloc: AtomicU32,
+    pub alloc_generation: AtomicU32,
+    pub offset: AtomicU64,
+    pub size: AtomicU64,
+    pub flags: AtomicU32,
+    pub whitelist_len: AtomicU32,
+    pub secret: AtomicU64,
+    /// The exporter's holder code and bare tgid.
+    pub exporter: AtomicU32,
+    pub exporter_tgid: AtomicI32,
+    pub _reserved: AtomicU64,
+    /// Holder codes of the processes that imported it.
+    pub importers: [AtomicU32; MEM_IMPORTERS + 1],
+    pub whitelist: [WhitelistEntry; MEM_IMPORTERS + 1],
 }
 
 /// `ProcSlot::state`.
@@ -160,6 +243,8 @@ pub(crate) struct Layout {
     pub max_procs: u32,
     pub procs_offset: u64,
     pub notifies_offset: u64,
+    pub allocs_offset: u64,
+    pub exports_offset: u64,
     pub total_size: u64,
 }
 
@@ -170,13 +255,20 @@ impl Layout {
         let procs_bytes = u64::from(max_procs) * size_of::<ProcSlot>() as u64;
         let notifies_offset = (procs_offset + procs_bytes).next_multiple_of(4096);
         let slots = u64::from(devices) * u64::from(capacity);
-        let total_size = notifies_offset + slots * size_of::<NotifySlot>() as u64;
+        let allocs_offset =
+            (notifies_offset + slots * size_of::<NotifySlot>() as u64).next_multiple_of(4096);
+        let exports_offset = (allocs_offset
+            + u64::from(ALLOC_SLOTS) * size_of::<AllocSlot>() as u64)
+            .next_multiple_of(4096);
+        let total_size = exports_offset + u64::from(EXPORT_SLOTS) * size_of::<ExportSlot>() as u64;
         Self {
             devices,
             capacity,
             max_procs,
             procs_offset,
             notifies_offset,
+            allocs_offset,
+            exports_offset,
             total_size,
         }
     }
@@ -188,3 +280,5 @@ const _: () = assert!(size_of::<WhitelistEntry>() == 16);
 const _: () = assert!(size_of::<NotifySlot>() == 448);
 const _: () = assert!(align_of::<NotifySlot>() == 64);
 const _: () = assert!(size_of::<Header>() % 64 == 0);
+const _: () = assert!(size_of::<AllocSlot>() == 64);
+const _: () = assert!(size_of::<ExportSlot>() == 64 + 128 + 512);

@@ -15,6 +15,7 @@
 //! (R14); a header that fails the checks refuses the attach with 507000.
 
 pub(crate) mod layout;
+pub(crate) mod memory;
 pub(crate) mod policy;
 pub(crate) mod procs;
 pub(crate) mod reclaim;
@@ -221,6 +222,20 @@ impl Registry {
         self.map()
             .notify_slot(self.layout.notifies_offset, flat)
             .expect("validated layout holds every slot")
+    }
+
+    /// Allocation entry `i` (`i < ALLOC_SLOTS`, R14).
+    pub(crate) fn alloc_slot(&self, i: u32) -> &layout::AllocSlot {
+        self.map()
+            .entry(self.layout.allocs_offset, u64::from(i))
+            .expect("validated layout holds every allocation entry")
+    }
+
+    /// Export entry `i` (`i < EXPORT_SLOTS`, R14).
+    pub(crate) fn export_slot(&self, i: u32) -> &layout::ExportSlot {
+        self.map()
+            .entry(self.layout.exports_offset, u64::from(i))
+            .expect("validated layout holds every export entry")
     }
 
     /// Takes the registry lock.

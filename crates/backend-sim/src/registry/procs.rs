@@ -145,6 +145,7 @@ pub(crate) fn unregister(g: &mut Guard<'_>) -> bool {
     super::slots::release_all(g);
     let _ = std::fs::remove_file(&me.lock_path);
     free_proc(g, me.slot);
+    super::memory::reclaim_dead(g, &[me.code]);
     // Still holding our shared lock, under the registry lock: exclusive means nobody else is
     // alive. (Detaches are serialised by the registry lock, so two last processes cannot both
     // see the other.)

@@ -108,6 +108,7 @@ fn reclaim_procs(g: &mut Guard<'_>, dead: &[u32]) {
             }
         }
     }
+    super::memory::reclaim_dead(g, &codes);
     for path in lock_paths {
         let _ = std::fs::remove_file(path);
     }

@@ -178,6 +178,8 @@ fn init_header(map: &Mapping, layout: &Layout, ns: &str, cfg: &Config) {
     h.ns_hash.store(ns_hash(ns), Relaxed);
     h.procs_offset.store(layout.procs_offset, Relaxed);
     h.notifies_offset.store(layout.notifies_offset, Relaxed);
+    h.allocs_offset.store(layout.allocs_offset, Relaxed);
+    h.exports_offset.store(layout.exports_offset, Relaxed);
     h.device_memory.store(cfg.device_memory, Relaxed);
     h.pid_ns.store(shm::pid_namespace(), Relaxed);
     h.magic.store(MAGIC, Relaxed);
@@ -226,6 +228,8 @@ fn validate_header(map: &Mapping, ns: &str, size: u64) -> Result<Layout> {
         && h.notify_size.load(Relaxed) as usize == size_of::<NotifySlot>()
         && h.procs_offset.load(Relaxed) == layout.procs_offset
         && h.notifies_offset.load(Relaxed) == layout.notifies_offset
+        && h.allocs_offset.load(Relaxed) == layout.allocs_offset
+        && h.exports_offset.load(Relaxed) == layout.exports_offset
         && h.total_size.load(Relaxed) == layout.total_size
         && h.ns_hash.load(Relaxed) == ns_hash(ns);
     if !fields_ok {
