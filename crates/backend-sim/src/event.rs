@@ -25,10 +25,6 @@ struct State {
 /// An event's state, shared by its handle and the stream tasks that record or wait on it.
 #[derive(Debug)]
 pub(crate) struct EventCore {
-    pub flags: u32,
-    /// The context it was created in (C1: streams of another context refuse it).
-    pub context: u64,
-    pub device: i32,
     state: Mutex<State>,
     changed: Condvar,
     /// Destroyed: waits on it end.
@@ -36,11 +32,8 @@ pub(crate) struct EventCore {
 }
 
 impl EventCore {
-    pub(crate) fn new(flags: u32, context: u64, device: i32) -> Self {
+    pub(crate) fn new() -> Self {
         Self {
-            flags,
-            context,
-            device,
             state: Mutex::default(),
             changed: Condvar::new(),
             destroyed: AtomicBool::new(false),

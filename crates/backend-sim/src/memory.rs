@@ -244,10 +244,20 @@ impl Space {
         Some(r)
     }
 
-    /// Every region, for a clean detach.
-    pub(crate) fn drain(&self) -> Vec<Arc<Region>> {
+    /// Forgets every region of `device` and returns them (S1 `aclrtResetDeviceForce`).
+    pub(crate) fn drain_device(&self, device: i32) -> Vec<Arc<Region>> {
         let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
-        std::mem::take(&mut inner.regions).into_values().collect()
+        let addrs: Vec<u64> = inner
+            .regions
+            .values()
+            .filter(|r| r.device == device)
+            .map(|r| r.addr)
+            .collect();
+        addrs
+            .into_iter()
+            .filter_map(|a| inner.regions.remove(&a))
+            .inspect(|r| r.gone.store(true, SeqCst))
+            .collect()
     }
 
     /// M2: the region holding device bytes `addr..addr + len`, and the offset of `addr` in it;

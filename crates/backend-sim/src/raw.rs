@@ -37,6 +37,12 @@ use crate::registry::{NotifyRef, Registry, SlotRef};
 use crate::stream::StreamCore;
 use crate::wake;
 
+mod event;
+mod memory;
+
+pub use event::*;
+pub use memory::*;
+
 /// Fork generations (R17), for the C layer's own process-global state.
 pub mod fork {
     pub use crate::fork::{PerProcess, generation, install};
@@ -59,6 +65,11 @@ pub struct Session {
     peers: Mutex<HashSet<(i32, i32)>>,
     /// C1: each device's default context, made at its first use.
     defaults: Mutex<HashMap<i32, Arc<Context>>>,
+    /// Every stream of this session, by device (M6 waits for their tasks; S1 synchronizes a
+    /// device's).
+    streams: Mutex<Vec<(i32, std::sync::Weak<StreamCore>)>>,
+    /// This process's device addresses and host allocations (M1).
+    space: crate::memory::Space,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -81,7 +92,53 @@ impl Session {
             strict,
             peers: Mutex::default(),
             defaults: Mutex::default(),
+            streams: Mutex::default(),
+            space: crate::memory::Space::default(),
         })
+    }
+
+    /// A new stream core on `device`, tracked by the session.
+    fn new_core(&self, device: i32) -> Arc<StreamCore> {
+        let core = StreamCore::new(device);
+        let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        streams.retain(|(_, w)| w.strong_count() > 0);
+        streams.push((device, Arc::downgrade(&core)));
+        core
+    }
+
+    /// The live streams of this session, of `device` or of all devices.
+    fn cores(&self, device: Option<i32>) -> Vec<Arc<StreamCore>> {
+        self.streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(d, _)| device.is_none_or(|want| *d == want))
+            .filter_map(|(_, w)| w.upgrade())
+            .collect()
+    }
+
+    /// M6: waits for every task this process queued.
+    fn drain_all(&self) {
+        for core in self.cores(None) {
+            core.drain();
+        }
+    }
+
+    /// S1: releases every allocation and import of this process on `device`.
+    fn release_memory_of(&self, device: i32) {
+        for core in self.cores(None) {
+            core.drain();
+        }
+        for region in self.space.drain_device(device) {
+            match &region.origin {
+                crate::memory::Origin::Own(a) => {
+                    let _ = self.reg.mem_free(*a, false);
+                }
+                crate::memory::Origin::Import { export, alloc, .. } => {
+                    self.reg.mem_close_import(*export, *alloc);
+                }
+            }
+        }
     }
 
     /// The namespace this session is attached to.
@@ -259,9 +316,8 @@ impl Context {
         self.id
     }
 
-    fn default_core(&self) -> &Arc<StreamCore> {
-        self.default_stream
-            .get_or_init(|| StreamCore::new(self.device))
+    fn default_core(&self, s: &Session) -> &Arc<StreamCore> {
+        self.default_stream.get_or_init(|| s.new_core(self.device))
     }
 
     fn shutdown(&self) {
@@ -554,7 +610,7 @@ fn enqueue_stream<'a>(
     stream: StreamArg<'a>,
 ) -> Result<(&'a Context, &'a Arc<StreamCore>)> {
     match stream {
-        StreamArg::Default => Ok((ctx, ctx.default_core())),
+        StreamArg::Default => Ok((ctx, ctx.default_core(s))),
         StreamArg::Handle(h) => {
             let h = h?;
             if h.session != s.id {
@@ -597,7 +653,7 @@ pub fn create_stream(s: &Arc<Session>, cx: Cx<'_>) -> Result<StreamHandle> {
         check_context(s, ctx)?;
         Ok(StreamHandle {
             session: s.id,
-            core: StreamCore::new(ctx.device),
+            core: s.new_core(ctx.device),
             ctx: Arc::clone(ctx),
             owned: true,
         })
@@ -610,7 +666,7 @@ pub fn default_stream(s: &Session, ctx: &Arc<Context>) -> Result<StreamHandle> {
     check_context(s, ctx)?;
     Ok(StreamHandle {
         session: s.id,
-        core: Arc::clone(ctx.default_core()),
+        core: Arc::clone(ctx.default_core(s)),
         ctx: Arc::clone(ctx),
         owned: false,
     })
@@ -650,7 +706,7 @@ pub fn synchronize(
 
 fn sync_core(s: &Session, cx: Cx<'_>, stream: StreamArg<'_>) -> Result<Arc<StreamCore>> {
     match stream {
-        StreamArg::Default => with_cx(s, cx, |ctx| Ok(Arc::clone(need(ctx)?.default_core()))),
+        StreamArg::Default => with_cx(s, cx, |ctx| Ok(Arc::clone(need(ctx)?.default_core(s)))),
         StreamArg::Handle(h) => {
             let h = h?;
             if h.session != s.id {

@@ -442,7 +442,7 @@ impl Registry {
     /// M6: this process closes its import of `e`; the last import of a freed allocation
     /// releases it.
     pub(crate) fn mem_close_import(&self, e: ExportRef, a: AllocRef) {
-        let Ok(mut g) = self.lock() else { return };
+        let Ok(g) = self.lock() else { return };
         let me = self.my_code();
         if let Some(s) = self.live_export(e) {
             for h in &s.importers {
@@ -487,14 +487,6 @@ impl Registry {
             return Ok(Hazard::Counted(HAZARD_EXPORTER_CLOSED_FIRST));
         }
         Ok(Hazard::None)
-    }
-
-    /// Whether `key` names a live export whose exporter is this process (`aclrtIpcMemClose`
-    /// decides with this whether it closes an export or an import).
-    pub(crate) fn mem_is_my_export(&self, key: &MemKey) -> Result<bool> {
-        let mut g = self.lock()?;
-        let e = resolve(&mut g, key)?;
-        Ok(self.export_slot(e.index).exporter.load(Relaxed) == self.my_code())
     }
 
     /// `aclrtGetMemInfo`: (free, total) bytes of `device` (sim: the same for every attribute).
