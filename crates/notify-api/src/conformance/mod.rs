@@ -59,6 +59,10 @@
 //! }
 //! ```
 //!
+//! `crates/notify-api/tests/conformance_model.rs` runs the whole list this way against an
+//! in-memory model of the contract (with threads for peers), so the suite is exercised even
+//! where no backend builds.
+//!
 //! # Processes
 //! Checks that need a second process take a [`Spawner`] that the caller provides: the spawned
 //! process attaches to the same backend configuration (same simulator namespace, same library)
