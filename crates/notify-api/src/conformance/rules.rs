@@ -18,7 +18,7 @@ use super::support::{
     creator_destroy_frees_slot, destroy, destroy_all, dev, exported_on_device_0, fake_pids, fill,
     import_line, junk_key, mutations, setpid_line, stream, sync_ok, two_devices, whitelist,
 };
-use super::{ROLE_IMPORTER, Spawner, assert_code, ok};
+use super::{ENV_START_OFFSET, ROLE_IMPORTER, Spawner, assert_code, ok};
 use crate::{
     AclError, Backend, BackendKind, DEFAULT_CAPACITY, Device, DeviceId, ExportFlags, ExportKey,
     ImportFlags, Notify, NotifyFlags, Pid, Runtime, Stream, Timeout, WHITELIST_IMPORTERS,
@@ -68,12 +68,15 @@ macro_rules! for_each_check {
             r6_whitelist_by_bare_tgid: Multi [MultiProcess],
             r6_whitelist_only_by_creator: Multi [MultiProcess],
             r6_disable_pid_validation_any_process: Multi [MultiProcess],
+            r6_set_again_refreshes_entry: Multi [MultiProcess, StartTimeHook],
             r7_import_malformed_key: Single [],
             r7_import_unknown_key: Single [],
             r7_import_own_notify: Single [],
             r7_peer_access_calls: Single [],
             r7_import_not_whitelisted: Multi [MultiProcess],
             r7_whitelist_checked_at_import: Multi [MultiProcess],
+            r7_importer_started_after_entry: Multi [MultiProcess, StartTimeHook],
+            r7_disable_import_takes_a_whitelist_entry: Multi [MultiProcess],
             r7_peer_access: Multi [MultiProcess],
             r8_creator_destroy_revokes_key: Single [],
             r8_pending_task_keeps_reference: Single [],
@@ -92,6 +95,7 @@ macro_rules! for_each_check {
             r14_peer_bad_input_and_death_harm_nothing: Multi [MultiProcess, ProcessDeath],
             r15_order_of_checks: Single [],
             r15_order_of_checks_across_processes: Multi [MultiProcess],
+            r16_bare_tgid: Single [],
         }
     };
 }
@@ -949,6 +953,56 @@ pub fn r6_disable_pid_validation_any_process<B: Backend>(rt: &B::Runtime, spawne
     destroy(a, "destroy");
 }
 
+/// R6, R7: setting a pid again refreshes its entry's time: an importer that started after its
+/// entry was set is refused (507899), and admitted once the creator sets its pid again after
+/// it started.
+///
+/// The peer runs with [`ENV_START_OFFSET`] = 4, so it counts as started 4 s after it really
+/// did. The refusal is asserted only when the entry was set less than 2.5 s after the spawn
+/// began (otherwise the machine was too slow to tell, and the check says so); the refresh
+/// comes 5.5 s after the peer answered its first command, when it has certainly started.
+pub fn r6_set_again_refreshes_entry<B: Backend>(rt: &B::Runtime, spawner: &dyn Spawner) {
+    const OFFSET: Duration = Duration::from_secs(4);
+    const MARGIN: Duration = Duration::from_millis(1500);
+    // Contract: new with the revised R6 and R7: setting a pid again refreshes its entry's time,
+    // which R7's pid-reuse guard compares with the importer's start.
+    let (a, key, s) = exported_on_device_0(rt, ExportFlags::DEFAULT);
+    let line = import_line(ImportFlags::DEFAULT, &key);
+    let spawned = Instant::now();
+    let mut peer = Remote::spawn_with_env(
+        spawner,
+        "importer counted as started 4 s late",
+        &[(ENV_START_OFFSET, "4")],
+    );
+    peer.ok("dev 0");
+    let pid = peer.pid();
+    // The peer started (and attached) before it answered.
+    let started_by = Instant::now();
+    ok(a.set_import_pid(pid), "whitelist the importer");
+    let set_after = spawned.elapsed();
+    if set_after + MARGIN < OFFSET {
+        peer.err(&line, AclError::RT_DRV_INTERNAL_ERROR);
+    } else {
+        println!(
+            "r6_set_again_refreshes_entry: the entry was set {set_after:?} after the spawn, too \
+             late to check that an importer started after it is refused"
+        );
+    }
+    std::thread::sleep((started_by + OFFSET + MARGIN).saturating_duration_since(Instant::now()));
+    ok(
+        a.set_import_pid(pid),
+        "set the same pid again: refreshes its entry's time",
+    );
+    peer.ok(&line);
+    peer.ok("record");
+    peer.ok("sync");
+    ok(s.wait(&a, secs(5)), "wait");
+    sync_ok(&s, "the importer admitted after the refresh recorded");
+    peer.exit();
+    drop(s);
+    destroy(a, "destroy");
+}
+
 // ---------------------------------------------------------------------------------------------
 // R7 — Import
 // ---------------------------------------------------------------------------------------------
@@ -1103,6 +1157,100 @@ pub fn r7_whitelist_checked_at_import<B: Backend>(rt: &B::Runtime, spawner: &dyn
     ok(s.wait(&a, secs(5)), "wait");
     sync_ok(&s, "the importer's record arrived");
     peer.exit();
+    drop(s);
+    destroy(a, "destroy");
+}
+
+/// R7: an importer that started after its whitelist entry was set is refused with 507899 (the
+/// driver's guard against a reused pid), however often its pid is set before it started; an
+/// importer that started before its entry was set imports.
+///
+/// The late importer runs with [`ENV_START_OFFSET`] = 3600: it counts as started an hour after
+/// it really did, so every entry set during the check predates it.
+pub fn r7_importer_started_after_entry<B: Backend>(rt: &B::Runtime, spawner: &dyn Spawner) {
+    let (a, key, s) = exported_on_device_0(rt, ExportFlags::DEFAULT);
+    let line = import_line(ImportFlags::DEFAULT, &key);
+    // Contract: new with the revised R7: the driver's guard against a reused pid.
+    let mut late = Remote::spawn_with_env(
+        spawner,
+        "importer counted as started an hour late",
+        &[(ENV_START_OFFSET, "3600")],
+    );
+    late.ok("dev 0");
+    let pid = late.pid();
+    ok(a.set_import_pid(pid), "whitelist the late importer");
+    late.err(&line, AclError::RT_DRV_INTERNAL_ERROR);
+    ok(
+        a.set_import_pid(pid),
+        "set its pid again (still before it started)",
+    );
+    late.err(&line, AclError::RT_DRV_INTERNAL_ERROR);
+
+    let mut on_time = Remote::on_device(spawner, "importer", 0);
+    let pid = on_time.pid();
+    ok(a.set_import_pid(pid), "whitelist the importer");
+    on_time.ok(&line);
+    on_time.ok("record");
+    on_time.ok("sync");
+    ok(s.wait(&a, secs(5)), "wait");
+    sync_ok(&s, "the importer that started before its entry recorded");
+    late.exit();
+    on_time.exit();
+    drop(s);
+    destroy(a, "destroy");
+}
+
+/// R7, R15, R16: with DISABLE_PID_VALIDATION an import adds the importer to the whitelist
+/// itself, so at most 15 distinct processes import one notify: the 16th gets 507899. "Already
+/// held" (507000) is reported before the full whitelist, for the creator and for an importer; a
+/// process already on the whitelist imports again after destroying its handle. The 15 live
+/// importers have distinct bare tgids.
+pub fn r7_disable_import_takes_a_whitelist_entry<B: Backend>(
+    rt: &B::Runtime,
+    spawner: &dyn Spawner,
+) {
+    let (a, key, s) = exported_on_device_0(rt, ExportFlags::DISABLE_PID_VALIDATION);
+    let d0 = dev(rt, 0);
+    let line = import_line(ImportFlags::DEFAULT, &key);
+    let me = ok(rt.bare_tgid(), "bare_tgid");
+    let mut pids = vec![me];
+    let mut peers: Vec<Remote> = (0..WHITELIST_IMPORTERS)
+        .map(|i| {
+            let mut peer = Remote::on_device(spawner, &format!("importer #{i}"), 0);
+            peer.ok(&line);
+            pids.push(peer.pid());
+            peer
+        })
+        .collect();
+    let mut distinct = pids.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        pids.len(),
+        "live processes share a bare tgid: {pids:?}"
+    );
+    assert_code(
+        d0.import_notify(&key, ImportFlags::DEFAULT),
+        AclError::RT_INTERNAL_ERROR,
+        "the creator imports its own notify (already held before the full whitelist)",
+    );
+    peers[0].err(&line, AclError::RT_INTERNAL_ERROR);
+    // Contract: new with the revised R7: a DISABLE_PID_VALIDATION import takes a whitelist
+    // entry, so a 16th process is refused (the old contract let any number import).
+    let mut extra = Remote::on_device(spawner, "a 16th importer", 0);
+    extra.err(&line, AclError::RT_DRV_INTERNAL_ERROR);
+    let last = peers.last_mut().expect("15 importers");
+    last.ok("destroy");
+    last.ok(&line);
+    last.ok("record");
+    last.ok("sync");
+    ok(s.wait(&a, secs(5)), "wait");
+    sync_ok(&s, "the notify works with a full whitelist");
+    extra.exit();
+    for peer in peers {
+        peer.exit();
+    }
     drop(s);
     destroy(a, "destroy");
 }
@@ -1824,4 +1972,19 @@ pub fn r15_order_of_checks_across_processes<B: Backend>(rt: &B::Runtime, spawner
     peer.ok("sync");
     peer.exit();
     destroy(b, "destroy b");
+}
+
+// ---------------------------------------------------------------------------------------------
+// R16 — Bare tgid
+// ---------------------------------------------------------------------------------------------
+
+/// R16: `bare_tgid` always succeeds and gives one positive value for the process: the same
+/// from the runtime and from every device, every time.
+pub fn r16_bare_tgid<B: Backend>(rt: &B::Runtime) {
+    let me = ok(rt.bare_tgid(), "bare_tgid");
+    assert!(me.raw() > 0, "bare tgid {me} is not positive");
+    assert_eq!(ok(rt.bare_tgid(), "bare_tgid again"), me, "it changed");
+    let (d0, d1) = two_devices(rt);
+    assert_eq!(ok(d0.bare_tgid(), "device 0's bare_tgid"), me);
+    assert_eq!(ok(d1.bare_tgid(), "device 1's bare_tgid"), me);
 }
