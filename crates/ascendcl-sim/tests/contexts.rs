@@ -316,7 +316,7 @@ fn contexts() {
     t.ok("device count", || c::device_count(&mut count));
     let count = count as i32;
     t.expect(
-        "the suite needs 2 devices (r13_contexts, 1976-1981)",
+        "the suite needs 2 devices (r13_contexts, 1976-1980)",
         count >= 2,
         count,
     );
@@ -365,7 +365,7 @@ fn contexts() {
         || c::get_device(&mut dev),
     );
     t.row(
-        "enable peer access without a device (r7_peer_access_calls, 1457-1460)",
+        "enable peer access without a device (r7_peer_access_calls, 1456-1459)",
         CONTEXT_NULL,
         || c::enable_peer(1, 0),
     );
