@@ -7,56 +7,70 @@
 //!   `err <code> <reason>`. Every assertion is made by the parent, so an *expected* failure
 //!   (for example an import refused with 507899) is an answer, never a panic in the child.
 //! - `"importer"` ([`ROLE_IMPORTER`]): the documented flow of process B (crate docs, "Flow"), as
-//!   a fixed script: set device 1, send `pid <bare tgid>`, receive `key <hex>`, import with
-//!   `ENABLE_PEER_ACCESS` and answer, receive `go`, record and synchronize and answer, receive
-//!   `done`, destroy and answer.
+//!   a fixed script: get device 1 and a stream on it, send `pid <bare tgid>`, receive
+//!   `key <hex>`, import with `ENABLE_PEER_ACCESS` on device 1 and answer, receive `go`, record
+//!   and synchronize and answer, receive `done`, destroy and answer.
 //!
 //! Keys travel hex-encoded (`hex` of the key's ASCII bytes): a key may contain spaces, and a
 //! line transport must not be trusted to keep leading or trailing blanks.
 //!
-//! # Commands of the remote role
-//! Streams are kept per device; `<dev>` is optional where shown and defaults to the device of
-//! the last successful `dev` (even after `undev`, so that an enqueue without a context can be
-//! tried). Handle commands act on the most recently created or imported notify.
-//!
-//! | command | does | answer |
-//! |---|---|---|
-//! | `dev <n>` | `set_device(n)`, then creates this device's stream if missing | `ok` |
-//! | `undev <n>` | `reset_device(n)` (streams are kept) | `ok` |
-//! | `pid` | `bare_tgid()` | `ok <pid>` |
-//! | `peer <n>` | `enable_peer_access(n, 0)` | `ok` |
-//! | `create` | `create_notify(DEFAULT)` | `ok` |
-//! | `import <flags> <hexkey>` | `import_notify` (flags as decimal bits) | `ok` |
-//! | `export <flags>` | `export` | `ok <hexkey>` |
-//! | `setpids [<pid> ...]` | `set_import_pids` (an empty list is allowed) | `ok` |
-//! | `record [<dev>]` | `record` | `ok` |
-//! | `wait <secs> [<dev>]` | `wait_and_reset` (the enqueue result) | `ok` |
-//! | `sync [<dev>]` | `synchronize` | `ok` |
-//! | `reset` | `batch_reset(&[last])` | `ok` |
-//! | `id` | `id()` | `ok <id>` |
-//! | `destroy` | `destroy` of the last handle | `ok` |
-//! | `forget` | `std::mem::forget` of every notify handle: references stay held | `ok` |
-//! | `exit` | drops everything, resets the devices it set, returns normally | `ok` |
-//! | `abort` | forgets every handle and stream, answers, then aborts the process | `ok` |
-//!
-//! `abort` ends the process without running any cleanup, the nearest this OS-free crate gets to
-//! `SIGKILL`: it panics while a guard's destructor panics again, which Rust turns into an abort
-//! (`SIGABRT`). No destructor of a handle, a stream or the runtime runs.
+//! The commands of the remote role are documented at [`ROLE_REMOTE`], the importer's script at
+//! [`ROLE_IMPORTER`].
+
+use std::collections::BTreeMap;
 
 use super::PeerLink;
-use crate::{Backend, DeviceId, ExportFlags, ExportKey, ImportFlags, Notify, Pid, Stream};
+use crate::{
+    Backend, Device, DeviceId, ExportFlags, ExportKey, ImportFlags, Notify, NotifyFlags, Pid,
+    Runtime, Stream, Timeout,
+};
 
-/// The command-interpreter role.
-pub(super) const ROLE_REMOTE: &str = "remote";
-/// The documented importer flow (process B).
-pub(super) const ROLE_IMPORTER: &str = "importer";
+/// The command-interpreter role: one command per line, one answer line each (`ok`,
+/// `ok <value>` or `err <code> <reason>`).
+///
+/// Devices are values (`rt.device(n)`), kept in a map with one stream each. `dev <n>` gets
+/// device `n` (once) and its stream, and makes it the *default device*; `[<dev>]` is optional
+/// where shown and defaults to it. A command naming a device that no `dev` got is a protocol
+/// error (the role panics). Handle commands act on the most recently created or imported
+/// notify.
+///
+/// | command | does | answer |
+/// |---|---|---|
+/// | `dev <n>` | `rt.device(n)` (kept) and a stream on it, if not yet got; makes `n` the default | `ok` |
+/// | `pid` | `rt.bare_tgid()` | `ok <pid>` |
+/// | `peer <n> [<dev>]` | `device(dev).enable_peer_access(n)` | `ok` |
+/// | `create [<dev>]` | `device(dev).create_notify(DEFAULT)` | `ok` |
+/// | `import <flags> <hexkey> [<dev>]` | `device(dev).import_notify` (flags as decimal bits) | `ok` |
+/// | `export <flags>` | `last.export` (flags as decimal bits) | `ok <hexkey>` |
+/// | `setpid <pid>` | `last.set_import_pid(pid)` | `ok` |
+/// | `record [<dev>]` | `stream(dev).record(last)` | `ok` |
+/// | `wait <secs> [<dev>]` | `stream(dev).wait(last, secs)`, `0` = forever as in C (the enqueue result) | `ok` |
+/// | `sync [<dev>]` | `stream(dev).synchronize()` | `ok` |
+/// | `reset` | `rt.batch_reset(&[last])` | `ok` |
+/// | `id` | `last.id()` | `ok <id>` |
+/// | `ndev` | `last.device().id()`: the device the handle was made from | `ok <n>` |
+/// | `destroy` | `destroy` of the last handle | `ok` |
+/// | `forget` | `std::mem::forget` of every notify handle: references stay held | `ok` |
+/// | `exit` | drops every handle, stream and device, returns normally | `ok` |
+/// | `abort` | forgets every handle, stream and device, answers, then aborts the process | `ok` |
+///
+/// `abort` ends the process without running any cleanup, the nearest this OS-free crate gets to
+/// `SIGKILL`: it panics while a guard's destructor panics again, which Rust turns into an abort
+/// (`SIGABRT`). No destructor of a handle, a stream, a device or the runtime runs.
+pub const ROLE_REMOTE: &str = "remote";
+
+/// The documented importer flow (process B), as a fixed script on device 1: get device 1 and a
+/// stream on it, send `pid <bare tgid>`, receive `key <hex>`, import with `ENABLE_PEER_ACCESS`
+/// and answer, receive `go`, record and synchronize and answer, receive `done`, destroy and
+/// answer. A failing step is answered with its `err` line and ends the role.
+pub const ROLE_IMPORTER: &str = "importer";
 
 /// Runs the named role in a spawned process. Panics (so the child exits non-zero) when the role
-/// is unknown or a step fails.
-pub fn run_role<B: Backend>(backend: &B, role: &str, link: &mut dyn PeerLink) {
+/// is unknown or a step of the protocol fails.
+pub fn run_role<B: Backend>(rt: &B::Runtime, role: &str, link: &mut dyn PeerLink) {
     match role {
-        ROLE_REMOTE => remote(backend, link),
-        ROLE_IMPORTER => importer(backend, link),
+        ROLE_REMOTE => remote::<B>(rt, link),
+        ROLE_IMPORTER => importer::<B>(rt, link),
         other => panic!("unknown conformance role {other:?}"),
     }
 }
@@ -110,6 +124,11 @@ fn answer<T>(result: crate::Result<T>, value: impl FnOnce(T) -> Option<String>) 
     }
 }
 
+/// `ok` or the error line.
+fn done(result: crate::Result<()>) -> String {
+    answer(result, |()| None)
+}
+
 fn parse<T: std::str::FromStr>(word: &str, line: &str) -> T {
     word.parse()
         .unwrap_or_else(|_| panic!("role: cannot parse {word:?} in command {line:?}"))
@@ -124,30 +143,35 @@ enum Next {
 
 /// The state of the remote role.
 struct Remote<'a, B: Backend> {
-    backend: &'a B,
-    /// One stream per device, created at the first `dev` of that device.
-    streams: Vec<(i32, B::Stream)>,
-    /// The device whose stream commands use by default (the last successful `dev`).
-    stream_device: Option<i32>,
-    /// Every device this process set, to reset at `exit`.
-    devices: Vec<i32>,
+    rt: &'a B::Runtime,
+    /// Every device got with `dev`, with its stream.
+    devices: BTreeMap<i32, (B::Device, B::Stream)>,
+    /// The device commands use by default (the last successful `dev`).
+    default: Option<i32>,
     /// Held handles; commands act on the last one.
     notifies: Vec<B::Notify>,
 }
 
 impl<B: Backend> Remote<'_, B> {
-    fn stream(&self, device: Option<&str>, line: &str) -> &B::Stream {
-        let device = match device {
-            Some(word) => parse::<i32>(word, line),
+    /// The device and stream named by the optional `<dev>` word, or the default ones.
+    fn slot(&self, word: Option<&&str>, line: &str) -> &(B::Device, B::Stream) {
+        let n = match word {
+            Some(w) => parse::<i32>(w, line),
             None => self
-                .stream_device
+                .default
                 .unwrap_or_else(|| panic!("role: {line:?} before any successful `dev`")),
         };
-        self.streams
-            .iter()
-            .find(|(d, _)| *d == device)
-            .map(|(_, s)| s)
-            .unwrap_or_else(|| panic!("role: {line:?}: no stream for device {device}"))
+        self.devices
+            .get(&n)
+            .unwrap_or_else(|| panic!("role: {line:?}: no `dev {n}` before"))
+    }
+
+    fn device(&self, word: Option<&&str>, line: &str) -> &B::Device {
+        &self.slot(word, line).0
+    }
+
+    fn stream(&self, word: Option<&&str>, line: &str) -> &B::Stream {
+        &self.slot(word, line).1
     }
 
     fn last(&self, line: &str) -> &B::Notify {
@@ -156,60 +180,59 @@ impl<B: Backend> Remote<'_, B> {
             .unwrap_or_else(|| panic!("role: {line:?} without a notify"))
     }
 
+    /// Keeps `result`'s handle as the last one.
+    fn push(&mut self, result: crate::Result<B::Notify>) -> String {
+        match result {
+            Ok(n) => {
+                self.notifies.push(n);
+                "ok".to_owned()
+            }
+            Err(e) => err_line(&e),
+        }
+    }
+
+    /// `dev <n>`: gets device `n` and a stream on it, once, and makes it the default.
+    fn get_device(&mut self, n: i32) -> String {
+        if !self.devices.contains_key(&n) {
+            let got = self
+                .rt
+                .device(DeviceId(n))
+                .and_then(|d| d.create_stream().map(|s| (d, s)));
+            match got {
+                Ok(slot) => {
+                    self.devices.insert(n, slot);
+                }
+                Err(e) => return err_line(&e),
+            }
+        }
+        self.default = Some(n);
+        "ok".to_owned()
+    }
+
     fn run(&mut self, line: &str) -> (String, Next) {
         let mut words = line.split(' ');
         let command = words.next().unwrap_or("");
         let args: Vec<&str> = words.collect();
         let reply = match (command, args.as_slice()) {
-            ("dev", [n]) => {
-                let n: i32 = parse(n, line);
-                match self.backend.set_device(DeviceId(n)) {
-                    Err(e) => err_line(&e),
-                    Ok(()) => {
-                        if !self.devices.contains(&n) {
-                            self.devices.push(n);
-                        }
-                        if self.streams.iter().any(|(d, _)| *d == n) {
-                            self.stream_device = Some(n);
-                            "ok".to_owned()
-                        } else {
-                            match self.backend.create_stream() {
-                                Ok(s) => {
-                                    self.streams.push((n, s));
-                                    self.stream_device = Some(n);
-                                    "ok".to_owned()
-                                }
-                                Err(e) => err_line(&e),
-                            }
-                        }
-                    }
-                }
-            }
-            ("undev", [n]) => answer(self.backend.reset_device(DeviceId(parse(n, line))), |()| {
-                None
-            }),
-            ("pid", []) => answer(self.backend.bare_tgid(), |p| Some(p.raw().to_string())),
-            ("peer", [n]) => answer(
-                self.backend.enable_peer_access(DeviceId(parse(n, line)), 0),
-                |()| None,
+            ("dev", [n]) => self.get_device(parse(n, line)),
+            ("pid", []) => answer(self.rt.bare_tgid(), |p| Some(p.raw().to_string())),
+            ("peer", [n, rest @ ..]) if rest.len() <= 1 => done(
+                self.device(rest.first(), line)
+                    .enable_peer_access(DeviceId(parse(n, line))),
             ),
-            ("create", []) => match self.backend.create_notify(crate::NotifyFlags::DEFAULT) {
-                Ok(n) => {
-                    self.notifies.push(n);
-                    "ok".to_owned()
-                }
-                Err(e) => err_line(&e),
-            },
-            ("import", [flags, hex]) => {
+            ("create", [] | [_]) => {
+                let created = self
+                    .device(args.first(), line)
+                    .create_notify(NotifyFlags::DEFAULT);
+                self.push(created)
+            }
+            ("import", [flags, hex, rest @ ..]) if rest.len() <= 1 => {
                 let flags = ImportFlags::from_raw(parse(flags, line))
                     .unwrap_or_else(|e| panic!("role: bad import flags in {line:?}: {e}"));
-                match self.backend.import_notify(&key_from_hex(hex), flags) {
-                    Ok(n) => {
-                        self.notifies.push(n);
-                        "ok".to_owned()
-                    }
-                    Err(e) => err_line(&e),
-                }
+                let imported = self
+                    .device(rest.first(), line)
+                    .import_notify(&key_from_hex(hex), flags);
+                self.push(imported)
             }
             ("export", [flags]) => {
                 let flags = ExportFlags::from_raw(parse(flags, line))
@@ -218,33 +241,25 @@ impl<B: Backend> Remote<'_, B> {
                     Some(hex_encode(k.as_str()))
                 })
             }
-            ("setpids", pids) => {
-                let pids: Vec<Pid> = pids.iter().map(|p| Pid(parse(p, line))).collect();
-                answer(self.last(line).set_import_pids(&pids), |()| None)
-            }
-            ("record", [] | [_]) => {
-                let stream = self.stream(args.first().copied(), line);
-                answer(self.last(line).record(stream), |()| None)
-            }
+            ("setpid", [pid]) => done(self.last(line).set_import_pid(Pid(parse(pid, line)))),
+            ("record", [] | [_]) => done(self.stream(args.first(), line).record(self.last(line))),
             ("wait", [secs, rest @ ..]) if rest.len() <= 1 => {
-                let stream = self.stream(rest.first().copied(), line);
-                answer(
-                    self.last(line).wait_and_reset(stream, parse(secs, line)),
-                    |()| None,
+                let timeout = Timeout::from_c_secs(parse(secs, line));
+                done(
+                    self.stream(rest.first(), line)
+                        .wait(self.last(line), timeout),
                 )
             }
-            ("sync", [] | [_]) => answer(
-                self.stream(args.first().copied(), line).synchronize(),
-                |()| None,
-            ),
-            ("reset", []) => answer(self.backend.batch_reset(&[self.last(line)]), |()| None),
+            ("sync", [] | [_]) => done(self.stream(args.first(), line).synchronize()),
+            ("reset", []) => done(self.rt.batch_reset(&[self.last(line)])),
             ("id", []) => answer(self.last(line).id(), |id| Some(id.raw().to_string())),
+            ("ndev", []) => format!("ok {}", self.last(line).device().id().raw()),
             ("destroy", []) => {
                 let n = self
                     .notifies
                     .pop()
                     .unwrap_or_else(|| panic!("role: {line:?} without a notify"));
-                answer(n.destroy(), |()| None)
+                done(n.destroy())
             }
             ("forget", []) => {
                 for n in self.notifies.drain(..) {
@@ -253,14 +268,13 @@ impl<B: Backend> Remote<'_, B> {
                 "ok".to_owned()
             }
             ("exit", []) => {
+                // Handles first, then streams, then the devices they keep alive.
                 while let Some(n) = self.notifies.pop() {
                     drop(n);
                 }
-                while let Some((_, s)) = self.streams.pop() {
+                for (_, (d, s)) in std::mem::take(&mut self.devices) {
                     drop(s);
-                }
-                for d in self.devices.drain(..) {
-                    let _ = self.backend.reset_device(DeviceId(d));
+                    drop(d);
                 }
                 return ("ok".to_owned(), Next::Exit);
             }
@@ -268,8 +282,8 @@ impl<B: Backend> Remote<'_, B> {
                 for n in self.notifies.drain(..) {
                     std::mem::forget(n);
                 }
-                for (_, s) in self.streams.drain(..) {
-                    std::mem::forget(s);
+                for slot in std::mem::take(&mut self.devices).into_values() {
+                    std::mem::forget(slot);
                 }
                 return ("ok".to_owned(), Next::Abort);
             }
@@ -280,12 +294,11 @@ impl<B: Backend> Remote<'_, B> {
 }
 
 /// The `"remote"` role: answers commands until `exit` or `abort`.
-fn remote<B: Backend>(backend: &B, link: &mut dyn PeerLink) {
-    let mut state = Remote {
-        backend,
-        streams: Vec::new(),
-        stream_device: None,
-        devices: Vec::new(),
+fn remote<B: Backend>(rt: &B::Runtime, link: &mut dyn PeerLink) {
+    let mut state = Remote::<B> {
+        rt,
+        devices: BTreeMap::new(),
+        default: None,
         notifies: Vec::new(),
     };
     loop {
@@ -312,47 +325,40 @@ fn die() -> ! {
     panic!("conformance role: dying on purpose while holding references (R9)");
 }
 
-/// The `"importer"` role: process B of the documented flow.
-fn importer<B: Backend>(backend: &B, link: &mut dyn PeerLink) {
-    if let Err(e) = backend.set_device(DeviceId(1)) {
-        link.send(&err_line(&e));
+/// Sends the error line of `result`'s error and returns `None`, or returns the value.
+fn step<T>(link: &mut dyn PeerLink, result: crate::Result<T>) -> Option<T> {
+    result.map_err(|e| link.send(&err_line(&e))).ok()
+}
+
+/// The `"importer"` role: process B of the documented flow, on device 1.
+fn importer<B: Backend>(rt: &B::Runtime, link: &mut dyn PeerLink) {
+    let Some(device) = step(link, rt.device(DeviceId(1))) else {
         return;
-    }
-    let stream = match backend.create_stream() {
-        Ok(s) => s,
-        Err(e) => {
-            link.send(&err_line(&e));
-            return;
-        }
     };
-    match backend.bare_tgid() {
-        Ok(pid) => link.send(&format!("pid {}", pid.raw())),
-        Err(e) => {
-            link.send(&err_line(&e));
-            return;
-        }
-    }
+    let Some(stream) = step(link, device.create_stream()) else {
+        return;
+    };
+    let Some(pid) = step(link, device.bare_tgid()) else {
+        return;
+    };
+    link.send(&format!("pid {}", pid.raw()));
     let line = trim(link.recv());
     let hex = line
         .strip_prefix("key ")
         .unwrap_or_else(|| panic!("importer: expected `key <hex>`, got {line:?}"));
-    let notify = match backend.import_notify(&key_from_hex(hex), ImportFlags::ENABLE_PEER_ACCESS) {
-        Ok(n) => {
-            link.send("ok");
-            n
-        }
-        Err(e) => {
-            link.send(&err_line(&e));
-            return;
-        }
+    let imported = device.import_notify(&key_from_hex(hex), ImportFlags::ENABLE_PEER_ACCESS);
+    let Some(notify) = step(link, imported) else {
+        return;
     };
+    link.send("ok");
     let line = trim(link.recv());
     assert_eq!(line, "go", "importer: expected `go`");
-    let recorded = notify.record(&stream).and_then(|()| stream.synchronize());
-    link.send(&answer(recorded, |()| None));
+    link.send(&done(
+        stream.record(&notify).and_then(|()| stream.synchronize()),
+    ));
     let line = trim(link.recv());
     assert_eq!(line, "done", "importer: expected `done`");
-    link.send(&answer(notify.destroy(), |()| None));
+    link.send(&done(notify.destroy()));
     drop(stream);
-    let _ = backend.reset_device(DeviceId(1));
+    drop(device);
 }

@@ -1,0 +1,407 @@
+//! What the checks share: handle helpers, key helpers, a minimal executor for
+//! `synchronize_async`, and the parent's side of a `"remote"` peer.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use super::roles::{ROLE_REMOTE, hex_decode, hex_encode};
+use super::{Peer, Spawner, assert_code, ok};
+use crate::{
+    AclError, Backend, Device, DeviceId, ExportFlags, ExportKey, ImportFlags, Notify, NotifyFlags,
+    Pid, Result, Runtime, Stream,
+};
+
+/// The device type of runtime `R`.
+pub(super) type DeviceOf<R> = <<R as Runtime>::Backend as Backend>::Device;
+/// The notify type of device `D`.
+pub(super) type NotifyOf<D> = <<D as Device>::Backend as Backend>::Notify;
+/// The stream type of device `D`.
+pub(super) type StreamOf<D> = <<D as Device>::Backend as Backend>::Stream;
+
+/// The most creates a capacity probe makes before it gives up (above CANN's 8192).
+const FILL_LIMIT: usize = 9000;
+/// How long "still running" probes wait before they conclude a stream is busy.
+pub(super) const SHORT: Duration = Duration::from_millis(300);
+/// An upper bound for anything that should be quick (an enqueue, a first poll).
+pub(super) const QUICK: Duration = Duration::from_secs(2);
+
+/// Device `n` of `rt`.
+#[track_caller]
+pub(super) fn dev<R: Runtime>(rt: &R, n: i32) -> DeviceOf<R> {
+    ok(rt.device(DeviceId(n)), &format!("device {n}"))
+}
+
+/// Devices 0 and 1 of `rt`.
+#[track_caller]
+pub(super) fn two_devices<R: Runtime>(rt: &R) -> (DeviceOf<R>, DeviceOf<R>) {
+    (dev(rt, 0), dev(rt, 1))
+}
+
+/// The set-up of most checks with peers: a notify created on device 0 and exported with
+/// `flags`, its key, and a stream on device 0 for the creator's waits.
+#[track_caller]
+pub(super) fn exported_on_device_0<R: Runtime>(rt: &R, flags: ExportFlags) -> Exported<R> {
+    let d0 = dev(rt, 0);
+    let a = create(&d0, "create");
+    let key = ok(a.export(flags), "export");
+    let s = stream(&d0, "create_stream");
+    (a, key, s)
+}
+
+/// What [`exported_on_device_0`] makes.
+pub(super) type Exported<R> = (NotifyOf<DeviceOf<R>>, ExportKey, StreamOf<DeviceOf<R>>);
+
+/// A notify with default flags on `d`.
+#[track_caller]
+pub(super) fn create<D: Device>(d: &D, what: &str) -> NotifyOf<D> {
+    ok(d.create_notify(NotifyFlags::DEFAULT), what)
+}
+
+/// A new stream on `d`.
+#[track_caller]
+pub(super) fn stream<D: Device>(d: &D, what: &str) -> StreamOf<D> {
+    ok(d.create_stream(), what)
+}
+
+#[track_caller]
+pub(super) fn destroy<N: Notify>(notify: N, what: &str) {
+    ok(notify.destroy(), what);
+}
+
+#[track_caller]
+pub(super) fn destroy_all<N: Notify>(notifies: Vec<N>, what: &str) {
+    for n in notifies {
+        ok(n.destroy(), what);
+    }
+}
+
+#[track_caller]
+pub(super) fn sync_ok<S: Stream>(s: &S, what: &str) {
+    ok(s.synchronize(), what);
+}
+
+/// Asserts that `s` still has unfinished work: `synchronize_timeout` gives up with 507046.
+#[track_caller]
+pub(super) fn assert_busy<S: Stream>(s: &S, what: &str) {
+    assert_code(
+        s.synchronize_timeout(Some(SHORT)),
+        AclError::RT_STREAM_SYNC_TIMEOUT,
+        what,
+    );
+}
+
+/// Asserts that `result` failed with one of `codes`.
+#[track_caller]
+pub(super) fn assert_code_in<T>(result: Result<T>, codes: &[AclError], what: &str) {
+    match result {
+        Ok(_) => panic!("{what}: expected one of {codes:?}, got success"),
+        Err(e) => {
+            assert!(
+                codes.contains(&e.code()),
+                "{what}: expected one of {codes:?}, got {:?}: {}",
+                e.code(),
+                e.reason()
+            );
+            assert!(!e.reason().is_empty(), "{what}: empty reason text");
+        }
+    }
+}
+
+/// Creates notifies on `d` until it reports 207009 and returns them.
+#[track_caller]
+pub(super) fn fill<D: Device>(d: &D, what: &str) -> Vec<NotifyOf<D>> {
+    let mut held = Vec::new();
+    loop {
+        match d.create_notify(NotifyFlags::DEFAULT) {
+            Ok(n) => held.push(n),
+            Err(e) if e.code() == AclError::RT_NO_NOTIFY_RESOURCE => return held,
+            Err(e) => panic!("{what}: create #{} failed with {e}", held.len() + 1),
+        }
+        assert!(
+            held.len() < FILL_LIMIT,
+            "{what}: {FILL_LIMIT} creates on one device never reported 207009"
+        );
+    }
+}
+
+/// R8/R11: fills `d`, lets the creator destroy `a`, and checks that a create on the full device
+/// then succeeds (no other holder kept the slot); destroys everything it made.
+#[track_caller]
+pub(super) fn creator_destroy_frees_slot<D: Device>(d: &D, a: NotifyOf<D>, what: &str) {
+    let fillers = fill(d, "fill the device");
+    destroy(a, "creator destroys");
+    let again = ok(d.create_notify(NotifyFlags::DEFAULT), what);
+    destroy(again, "destroy");
+    destroy_all(fillers, "destroy fillers");
+}
+
+/// A valid `ExportKey` that no backend produces.
+pub(super) fn junk_key() -> ExportKey {
+    ExportKey::new("not-a-key").expect("\"not-a-key\" is a valid ExportKey")
+}
+
+/// Distinct, positive pids that no test process has (whitelists do not check existence).
+pub(super) fn fake_pids(from: i32, count: usize) -> Vec<Pid> {
+    (0..count).map(|i| Pid(from + i as i32)).collect()
+}
+
+/// Whitelists each of `pids` on `n`, one call per pid (R6: the driver takes one pid per call).
+#[track_caller]
+pub(super) fn whitelist<N: Notify>(n: &N, pids: &[Pid], what: &str) {
+    for (i, &p) in pids.iter().enumerate() {
+        ok(n.set_import_pid(p), &format!("{what}: pid #{i} ({p})"));
+    }
+}
+
+/// Copies of `key` with one letter or digit changed each (to another of the same class).
+pub(super) fn mutations(key: &ExportKey) -> Vec<ExportKey> {
+    let text = key.as_str().as_bytes();
+    (0..text.len())
+        .filter_map(|i| {
+            let c = text[i];
+            let m = match c {
+                b'0'..=b'9' => b'0' + (c - b'0' + 1) % 10,
+                b'a'..=b'z' => b'a' + (c - b'a' + 1) % 26,
+                b'A'..=b'Z' => b'A' + (c - b'A' + 1) % 26,
+                _ => return None,
+            };
+            let mut bytes = text.to_vec();
+            bytes[i] = m;
+            ExportKey::new(String::from_utf8(bytes).ok()?).ok()
+        })
+        .collect()
+}
+
+/// Checks the R5 key shape directly (beyond what `ExportKey` guarantees by construction).
+#[track_caller]
+pub(super) fn assert_key_shape(key: &ExportKey, what: &str) {
+    let text = key.as_str();
+    assert!(
+        (1..=crate::EXPORT_KEY_MAX_CHARS).contains(&text.len()),
+        "{what}: key {key:?} has {} characters",
+        text.len()
+    );
+    assert!(
+        text.bytes().all(|c| (0x20..=0x7e).contains(&c)),
+        "{what}: key {key:?} is not printable ASCII"
+    );
+    let buf = key.to_c_buf();
+    assert_eq!(buf[text.len()], 0, "{what}: key not NUL-terminated");
+    assert_eq!(
+        ExportKey::from_c_buf(&buf).as_ref(),
+        Ok(key),
+        "{what}: C round trip"
+    );
+}
+
+/// A waker that unparks the polling thread and remembers that it was called.
+struct ThreadWake {
+    thread: std::thread::Thread,
+    woken: AtomicBool,
+}
+
+impl Wake for ThreadWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::SeqCst);
+        self.thread.unpark();
+    }
+}
+
+/// A minimal executor for one future on the current thread (std only: `Wake` + park).
+pub(super) struct Poller {
+    wake: Arc<ThreadWake>,
+    waker: Waker,
+}
+
+impl Poller {
+    pub(super) fn new() -> Self {
+        let wake = Arc::new(ThreadWake {
+            thread: std::thread::current(),
+            woken: AtomicBool::new(false),
+        });
+        let waker = Waker::from(wake.clone());
+        Self { wake, waker }
+    }
+
+    pub(super) fn poll<F: Future + ?Sized>(&self, fut: Pin<&mut F>) -> Poll<F::Output> {
+        fut.poll(&mut Context::from_waker(&self.waker))
+    }
+
+    /// Polls `fut` until it is ready, re-polling only when it wakes the task. `None` when it
+    /// is not ready within `limit` (including a future that never wakes its task).
+    pub(super) fn block_on<F: Future + ?Sized>(
+        &self,
+        mut fut: Pin<&mut F>,
+        limit: Duration,
+    ) -> Option<F::Output> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Poll::Ready(v) = self.poll(fut.as_mut()) {
+                return Some(v);
+            }
+            while !self.wake.woken.swap(false, Ordering::SeqCst) {
+                let now = Instant::now();
+                if now >= deadline {
+                    return None;
+                }
+                std::thread::park_timeout(deadline - now);
+            }
+        }
+    }
+}
+
+/// The parent's side of a `"remote"` peer (see `roles.rs` for the commands).
+pub(super) struct Remote {
+    peer: Option<Box<dyn Peer>>,
+    label: String,
+}
+
+/// A failed remote command: the code and the reason the peer reported.
+type RemoteErr = (AclError, String);
+
+impl Remote {
+    pub(super) fn spawn(spawner: &dyn Spawner, label: &str) -> Self {
+        Self::spawn_with_env(spawner, label, &[])
+    }
+
+    pub(super) fn spawn_with_env(spawner: &dyn Spawner, label: &str, env: &[(&str, &str)]) -> Self {
+        Self {
+            peer: Some(spawner.spawn_with_env(ROLE_REMOTE, env)),
+            label: label.to_owned(),
+        }
+    }
+
+    /// A peer that has already run `dev <n>`.
+    #[track_caller]
+    pub(super) fn on_device(spawner: &dyn Spawner, label: &str, n: i32) -> Self {
+        let mut peer = Self::spawn(spawner, label);
+        peer.ok(&format!("dev {n}"));
+        peer
+    }
+
+    fn peer(&mut self) -> &mut dyn Peer {
+        self.peer.as_deref_mut().expect("peer already waited for")
+    }
+
+    fn call(&mut self, line: &str) -> std::result::Result<String, RemoteErr> {
+        self.peer().send(line);
+        let reply = self.peer().recv();
+        let reply = reply.trim_end_matches(['\n', '\r']);
+        if reply == "ok" {
+            return Ok(String::new());
+        }
+        if let Some(value) = reply.strip_prefix("ok ") {
+            return Ok(value.to_owned());
+        }
+        if let Some(rest) = reply.strip_prefix("err ") {
+            let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+            if let Ok(code) = code.parse::<i32>() {
+                return Err((AclError::from_raw(code), reason.to_owned()));
+            }
+        }
+        panic!("{}: `{line}`: unexpected answer {reply:?}", self.label)
+    }
+
+    /// Runs `line` and expects success; returns the value of `ok <value>`.
+    #[track_caller]
+    pub(super) fn ok(&mut self, line: &str) -> String {
+        match self.call(line) {
+            Ok(v) => v,
+            Err((code, reason)) => {
+                panic!(
+                    "{}: `{line}`: unexpected error {code}: {reason}",
+                    self.label
+                )
+            }
+        }
+    }
+
+    /// Runs `line` and expects it to fail with `code` and a non-empty reason.
+    #[track_caller]
+    pub(super) fn err(&mut self, line: &str, code: AclError) {
+        match self.call(line) {
+            Ok(_) => panic!("{}: `{line}`: expected {code}, got success", self.label),
+            Err((got, reason)) => {
+                assert_eq!(
+                    got, code,
+                    "{}: `{line}`: wrong code, reason: {reason}",
+                    self.label
+                );
+                assert!(
+                    !reason.is_empty(),
+                    "{}: `{line}`: empty reason text",
+                    self.label
+                );
+            }
+        }
+    }
+
+    /// Runs `line` and expects it to fail with one of `codes`.
+    #[track_caller]
+    pub(super) fn err_in(&mut self, line: &str, codes: &[AclError]) {
+        match self.call(line) {
+            Ok(_) => panic!(
+                "{}: `{line}`: expected one of {codes:?}, got success",
+                self.label
+            ),
+            Err((got, reason)) => assert!(
+                codes.contains(&got),
+                "{}: `{line}`: expected one of {codes:?}, got {got:?}: {reason}",
+                self.label
+            ),
+        }
+    }
+
+    /// The peer's bare tgid (`pid` command).
+    #[track_caller]
+    pub(super) fn pid(&mut self) -> Pid {
+        let text = self.ok("pid");
+        Pid(text
+            .parse()
+            .unwrap_or_else(|_| panic!("{}: bad pid {text:?}", self.label)))
+    }
+
+    /// The key of the peer's last notify, exported with `flags` (`export` command).
+    #[track_caller]
+    pub(super) fn export(&mut self, flags: ExportFlags) -> ExportKey {
+        let hex = self.ok(&format!("export {}", flags.bits()));
+        let text = hex_decode(&hex)
+            .unwrap_or_else(|| panic!("{}: the key {hex:?} is not hex", self.label));
+        ExportKey::new(text)
+            .unwrap_or_else(|e| panic!("{}: the peer's key is invalid: {e}", self.label))
+    }
+
+    /// Ends the peer cleanly (`exit`) and asserts it exited with code 0.
+    #[track_caller]
+    pub(super) fn exit(mut self) {
+        self.ok("exit");
+        let code = self.peer.take().expect("peer").wait();
+        assert_eq!(code, 0, "{}: the peer exited with {code}", self.label);
+    }
+
+    /// Makes the peer abort while holding its references and asserts that it died.
+    #[track_caller]
+    pub(super) fn abort(mut self) {
+        self.ok("abort");
+        let code = self.peer.take().expect("peer").wait();
+        assert_ne!(code, 0, "{}: an aborted peer exited with 0", self.label);
+    }
+}
+
+/// The `import` command for `key` with `flags`, on the peer's default device.
+pub(super) fn import_line(flags: ImportFlags, key: &ExportKey) -> String {
+    format!("import {} {}", flags.bits(), hex_encode(key.as_str()))
+}
+
+/// The `setpid` command for one pid.
+pub(super) fn setpid_line(pid: Pid) -> String {
+    format!("setpid {}", pid.raw())
+}

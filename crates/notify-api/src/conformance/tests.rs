@@ -1,0 +1,239 @@
+//! Unit tests of the suite's own machinery (the checks themselves run against backends).
+
+use super::roles::{hex_decode, hex_encode};
+use super::*;
+
+/// A backend that exists only as a type, so that the list can be instantiated.
+#[derive(Copy, Clone, Debug)]
+pub struct Nothing;
+
+mod nothing {
+    //! Uninhabited handle types: nothing here is ever called.
+    use super::Nothing;
+    use crate::{
+        BackendKind, DeviceId, ExportFlags, ExportKey, ImportFlags, NotifyFlags, NotifyId, Pid,
+        Result, Timeout,
+    };
+    use std::time::Duration;
+
+    #[derive(Clone, Debug)]
+    pub enum Rt {}
+    #[derive(Clone, Debug)]
+    pub enum Dev {}
+    #[derive(Debug)]
+    pub enum Str {}
+    #[derive(Debug)]
+    pub enum Ntf {}
+
+    impl crate::Backend for Nothing {
+        type Runtime = Rt;
+        type Device = Dev;
+        type Stream = Str;
+        type Notify = Ntf;
+    }
+
+    impl crate::Runtime for Rt {
+        type Backend = Nothing;
+        fn kind(&self) -> BackendKind {
+            match *self {}
+        }
+        fn device_count(&self) -> Result<u32> {
+            match *self {}
+        }
+        fn device(&self, _: DeviceId) -> Result<Dev> {
+            match *self {}
+        }
+        fn bare_tgid(&self) -> Result<Pid> {
+            match *self {}
+        }
+        fn can_access_peer(&self, _: DeviceId, _: DeviceId) -> Result<bool> {
+            match *self {}
+        }
+        fn batch_reset(&self, _: &[&Ntf]) -> Result<()> {
+            match *self {}
+        }
+    }
+
+    impl crate::Device for Dev {
+        type Backend = Nothing;
+        fn id(&self) -> DeviceId {
+            match *self {}
+        }
+        fn runtime(&self) -> &Rt {
+            match *self {}
+        }
+        fn bare_tgid(&self) -> Result<Pid> {
+            match *self {}
+        }
+        fn create_stream(&self) -> Result<Str> {
+            match *self {}
+        }
+        fn default_stream(&self) -> Result<Str> {
+            match *self {}
+        }
+        fn create_notify(&self, _: NotifyFlags) -> Result<Ntf> {
+            match *self {}
+        }
+        fn import_notify(&self, _: &ExportKey, _: ImportFlags) -> Result<Ntf> {
+            match *self {}
+        }
+        fn enable_peer_access(&self, _: DeviceId) -> Result<()> {
+            match *self {}
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl crate::Stream for Str {
+        type Backend = Nothing;
+        fn device(&self) -> &Dev {
+            match *self {}
+        }
+        fn record(&self, _: &Ntf) -> Result<()> {
+            match *self {}
+        }
+        fn wait(&self, _: &Ntf, _: impl Into<Timeout>) -> Result<()> {
+            match *self {}
+        }
+        fn synchronize(&self) -> Result<()> {
+            match *self {}
+        }
+        fn synchronize_timeout(&self, _: Option<Duration>) -> Result<()> {
+            match *self {}
+        }
+        async fn synchronize_async(&self) -> Result<()> {
+            match *self {}
+        }
+        fn destroy(self) -> Result<()> {
+            match self {}
+        }
+    }
+
+    impl crate::Notify for Ntf {
+        type Backend = Nothing;
+        fn device(&self) -> &Dev {
+            match *self {}
+        }
+        fn id(&self) -> Result<NotifyId> {
+            match *self {}
+        }
+        fn export(&self, _: ExportFlags) -> Result<ExportKey> {
+            match *self {}
+        }
+        fn set_import_pid(&self, _: Pid) -> Result<()> {
+            match *self {}
+        }
+        fn destroy(self) -> Result<()> {
+            match self {}
+        }
+    }
+}
+
+#[test]
+fn the_list_is_consistent() {
+    let all = checks::<Nothing>();
+    let mut names: Vec<_> = all.iter().map(|c| c.name).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), all.len(), "a check is listed twice");
+    for c in &all {
+        let rule = c.name.split('_').next().unwrap_or("");
+        assert!(
+            crate::Rule::ALL
+                .iter()
+                .any(|r| r.as_str() == rule.to_uppercase()),
+            "{}: the name does not start with its rule",
+            c.name
+        );
+        assert_eq!(
+            c.kind() == Kind::Multi,
+            c.needs(Capability::MultiProcess),
+            "{}: a check with peers needs MultiProcess, and only such a check",
+            c.name
+        );
+        let mut needs = c.needs.to_vec();
+        needs.sort_unstable();
+        needs.dedup();
+        assert_eq!(needs.len(), c.needs.len(), "{}: a capability twice", c.name);
+    }
+    assert!(check::<Nothing>("r12_virtualized").is_some_and(|c| c.needs(Capability::Virtualized)));
+    assert!(check::<Nothing>("no_such_check").is_none());
+}
+
+#[test]
+fn accessors_select_by_capability() {
+    let single = single_checks::<Nothing>();
+    assert!(single.iter().all(|(n, _)| *n != "r12_virtualized"));
+    assert!(single.iter().any(|(n, _)| *n == "r1_records_merge"));
+    let plain = multi_checks::<Nothing>(&[Capability::MultiProcess]);
+    assert!(plain.iter().any(|(n, _)| *n == "r7_peer_access"));
+    assert!(
+        plain
+            .iter()
+            .all(|(n, _)| *n != "r9_killed_holder_is_reclaimed"),
+        "a ProcessDeath check without the capability"
+    );
+    let everything = multi_checks::<Nothing>(Capability::ALL);
+    assert!(everything.len() > plain.len());
+    assert!(multi_checks::<Nothing>(&[]).is_empty());
+    let all = checks::<Nothing>();
+    let multi = all.iter().filter(|c| c.kind() == Kind::Multi).count();
+    assert_eq!(everything.len(), multi);
+    let plain_single = all
+        .iter()
+        .filter(|c| c.kind() == Kind::Single && c.needs.is_empty())
+        .count();
+    assert_eq!(single.len(), plain_single);
+}
+
+#[test]
+fn skip_reasons_name_what_is_missing() {
+    let c = check::<Nothing>("r9_killed_holder_is_reclaimed").expect("listed");
+    assert_eq!(c.skip_reason(Capability::ALL), None);
+    let why = c
+        .skip_reason(&[Capability::MultiProcess])
+        .expect("ProcessDeath is missing");
+    assert!(why.contains("ProcessDeath") && why.contains("R9"), "{why}");
+    assert!(!why.contains("MultiProcess"), "{why}");
+    assert_eq!(c.missing(&[]).len(), 2);
+    let single = check::<Nothing>("r1_records_merge").expect("listed");
+    assert_eq!(single.skip_reason(&[]), None);
+    assert!(format!("{single:?}").contains("r1_records_merge"));
+}
+
+#[test]
+fn hex_round_trip() {
+    for text in ["", "a", "ans1-00 ff", " lead and trail ", "~!@"] {
+        assert_eq!(hex_decode(&hex_encode(text)).as_deref(), Some(text));
+    }
+    assert_eq!(hex_encode("A "), "4120");
+    assert_eq!(hex_decode("4"), None);
+    assert_eq!(hex_decode("zz"), None);
+    assert_eq!(hex_decode("ff"), None, "not UTF-8");
+}
+
+#[test]
+fn assert_code_checks_code_reason_and_rule() {
+    let refused: Result<()> = Err(crate::err!(R7: RT_DRV_INTERNAL_ERROR, "pid 1 is not listed"));
+    assert_code(refused, AclError::RT_DRV_INTERNAL_ERROR, "import");
+    let wrong = std::panic::catch_unwind(|| {
+        assert_code(
+            Err::<(), _>(crate::err!(R7: RT_DRV_INTERNAL_ERROR, "x")),
+            AclError::RT_INTERNAL_ERROR,
+            "import",
+        );
+    });
+    assert!(wrong.is_err(), "a wrong code passed");
+    let untagged = std::panic::catch_unwind(|| {
+        let e = crate::Error::Acl {
+            code: AclError::RT_PARAM_INVALID,
+            rule: Some(crate::Rule::R6),
+            reason: "no rule prefix".into(),
+        };
+        assert_code(Err::<(), _>(e), AclError::RT_PARAM_INVALID, "set pid");
+    });
+    assert!(untagged.is_err(), "a reason without its rule passed");
+    let success = std::panic::catch_unwind(|| {
+        assert_code(Ok(()), AclError::RT_PARAM_INVALID, "set pid");
+    });
+    assert!(success.is_err(), "a success passed");
+}
