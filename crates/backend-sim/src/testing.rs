@@ -254,8 +254,8 @@ impl RoleSpawner {
 }
 
 impl Spawner for RoleSpawner {
-    fn spawn(&self, role: &str) -> Box<dyn Peer> {
-        Box::new(self.start(role))
+    fn spawn_with_env(&self, role: &str, env: &[(&str, &str)]) -> Box<dyn Peer> {
+        Box::new(self.with_env(env).start(role))
     }
 }
 

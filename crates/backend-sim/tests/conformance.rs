@@ -1,58 +1,44 @@
-//! The notify-api conformance suite, every rule, against the simulator.
+//! The notify-api conformance suite, every check, against the simulator.
 //!
-//! One `#[test]` per check, generated from the suite's own list (`for_each_*_check!`), each in
-//! a namespace of its own. Multi-process checks spawn real child processes by re-executing this
+//! One `#[test]` per check, generated from the suite's own list (`for_each_check!`), each in a
+//! namespace of its own. Multi-process checks spawn real child processes by re-executing this
 //! test binary (the `child` entry point below).
 
-use backend_sim::SimBackend;
 use backend_sim::testing::{RoleSpawner, ScopedNamespace, StdioLink, child_role};
-use notify_api::conformance;
+use backend_sim::{Sim, SimRuntime};
+use notify_api::conformance::{self, Capability};
+
+/// The simulator supports every capability the suite asks for.
+const HAVE: &[Capability] = Capability::ALL;
 
 #[test]
 #[ignore = "entry point of spawned child processes"]
 fn child() {
     let Some(role) = child_role() else { return };
-    let backend = SimBackend::from_env().expect("the child attaches to the parent's namespace");
-    conformance::run_role(&backend, &role, &mut StdioLink);
+    let rt = SimRuntime::from_env().expect("the child attaches to the parent's namespace");
+    conformance::run_role::<Sim>(&rt, &role, &mut StdioLink);
 }
 
-fn backend(ns: &ScopedNamespace) -> SimBackend {
-    ns.builder().build().expect("attach")
+fn run(name: &str) {
+    let check = conformance::check::<Sim>(name).expect("a listed check");
+    if let Some(why) = check.skip_reason(HAVE) {
+        println!("skipped: {why}");
+        return;
+    }
+    let ns = ScopedNamespace::new(name);
+    // R12: the check that needs it gets a virtualization instance, every other a plain one.
+    let rt = ns
+        .builder()
+        .virtualized(check.needs(Capability::Virtualized))
+        .build()
+        .expect("attach");
+    check.run(&rt, &RoleSpawner::new("child", &ns));
 }
 
-macro_rules! single {
-    ($($name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                let ns = ScopedNamespace::new(stringify!($name));
-                conformance::$name(&backend(&ns));
-            }
-        )*
+macro_rules! conformance_tests {
+    ($($name:ident : $kind:ident [$($cap:ident),*]),* $(,)?) => {
+        $( #[test] fn $name() { run(stringify!($name)); } )*
     };
 }
 
-macro_rules! multi {
-    ($($name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                let ns = ScopedNamespace::new(stringify!($name));
-                let spawner = RoleSpawner::new("child", &ns);
-                conformance::$name(&backend(&ns), &spawner);
-            }
-        )*
-    };
-}
-
-notify_api::for_each_single_check!(single);
-
-notify_api::for_each_multi_check!(multi);
-
-/// R12: the virtualization check needs a backend built as a virtualization instance.
-#[test]
-fn r12_virtualized() {
-    let ns = ScopedNamespace::new("r12");
-    let backend = ns.builder().virtualized(true).build().expect("attach");
-    conformance::r12_virtualized(&backend);
-}
+notify_api::for_each_check!(conformance_tests);
