@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use notify_api::{Result, err};
 
 use super::{
-    Context, Cx, CURRENT, Current, Session, StreamArg, StreamHandle, check_context, enqueue_stream,
+    CURRENT, Context, Current, Cx, Session, StreamArg, StreamHandle, check_context, enqueue_stream,
     need, sync_core, with_cx,
 };
 use crate::event::EventCore;
@@ -21,7 +21,12 @@ const EVENT_IPC: u32 = 0x40;
 
 /// `aclrtLaunchHostFunc` (H1): a task that calls `f` on a runtime thread, with the stream's
 /// context current there, when the stream reaches it.
-pub fn launch_host_fn(s: &Arc<Session>, cx: Cx<'_>, stream: StreamArg<'_>, f: HostFn) -> Result<()> {
+pub fn launch_host_fn(
+    s: &Arc<Session>,
+    cx: Cx<'_>,
+    stream: StreamArg<'_>,
+    f: HostFn,
+) -> Result<()> {
     s.check()?;
     with_cx(s, cx, |ctx| {
         let ctx = need(ctx)?;

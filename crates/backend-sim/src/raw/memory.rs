@@ -29,9 +29,8 @@ pub fn malloc(s: &Arc<Session>, cx: Cx<'_>, size: usize, policy: u32) -> Result<
     if size == 0 {
         return Err(err!(M1: RT_PARAM_INVALID, "an allocation of 0 bytes"));
     }
-    let page = page_size(policy, size as u64).ok_or_else(|| {
-        err!(M1: RT_PARAM_INVALID, "{policy:#x} is not an aclrtMemMallocPolicy")
-    })?;
+    let page = page_size(policy, size as u64)
+        .ok_or_else(|| err!(M1: RT_PARAM_INVALID, "{policy:#x} is not an aclrtMemMallocPolicy"))?;
     let len = (size as u64).next_multiple_of(page);
     let a = s.reg.mem_alloc(device as u32, len, page)?;
     let object = object_name(s.namespace(), a);
@@ -142,7 +141,13 @@ fn copy_places(
         ));
     }
     let (dst, src) = (place(s, dst, count)?, place(s, src, count)?);
-    check_regions(s, device, [dst.region(), src.region()], dst_dev && src_dev, on_stream)?;
+    check_regions(
+        s,
+        device,
+        [dst.region(), src.region()],
+        dst_dev && src_dev,
+        on_stream,
+    )?;
     Ok((dst, src))
 }
 
@@ -403,10 +408,9 @@ pub fn ipc_import(s: &Session, cx: Cx<'_>, key: &[u8], flags: u64) -> Result<u64
         |e| s.space.imports(e),
         |device| enable || s.peer_enabled(current, device as i32),
     )?;
-    let page = s
-        .reg
-        .live_alloc(imported.alloc)
-        .map_or(4096, |a| a.page_size.load(std::sync::atomic::Ordering::Relaxed));
+    let page = s.reg.live_alloc(imported.alloc).map_or(4096, |a| {
+        a.page_size.load(std::sync::atomic::Ordering::Relaxed)
+    });
     let origin = Origin::Import {
         export: imported.export,
         alloc: imported.alloc,
