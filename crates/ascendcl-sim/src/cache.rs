@@ -273,6 +273,16 @@ impl<'a> Hot<'a> {
         (n, s)
     }
 
+    /// The stream argument of an enqueue, as a lookup for `raw`.
+    #[inline(always)]
+    pub(crate) fn stream_arg(self, stream: *mut c_void) -> StreamArg<'a> {
+        if stream.is_null() {
+            StreamArg::Default
+        } else {
+            StreamArg::Handle(self.stream.get(&self.rt.streams, stream).map(|s| &**s))
+        }
+    }
+
     /// A stream handle (`None` for NULL, the default stream), as a lookup.
     #[inline(always)]
     pub(crate) fn stream(self, stream: *mut c_void) -> Option<Result<&'a Arc<StreamHandle>>> {

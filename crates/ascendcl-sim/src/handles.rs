@@ -255,6 +255,33 @@ impl<T> Table<T> {
         Ok(value)
     }
 
+    /// Kills every token whose object satisfies `pred` and returns them with their objects
+    /// (S1 `aclrtResetDeviceForce`).
+    pub(crate) fn remove_where(&self, pred: impl Fn(&T) -> bool) -> Vec<(*mut c_void, Arc<T>)> {
+        let mut inner = self.lock();
+        let mut removed = Vec::new();
+        for index in 0..inner.slots.len() {
+            let slot = &mut inner.slots[index];
+            if slot.value.as_deref().is_some_and(&pred) {
+                let value = slot.value.take().expect("checked");
+                let token = Token {
+                    tag: self.tag,
+                    kind: self.kind.bit(),
+                    generation: slot.generation,
+                    index: index as u32,
+                }
+                .encode();
+                slot.generation = (slot.generation.wrapping_add(1)) & GEN_MASK as u16;
+                inner.free.push_back(index as u32);
+                removed.push((to_handle(token), value));
+            }
+        }
+        if !removed.is_empty() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
+        removed
+    }
+
     /// `aclFinalize`: kills every token and returns the objects, and refuses later inserts.
     pub(crate) fn close(&self) -> Vec<Arc<T>> {
         let mut inner = self.lock();

@@ -37,11 +37,13 @@ compile_error!("ascendcl-sim encodes handles as 64-bit tokens and needs 64-bit p
 mod abi;
 mod boundary;
 mod cache;
+pub mod events;
 pub mod exports;
 mod handles;
-pub mod pending;
+pub mod memory;
 mod ptr;
 mod runtime;
 
+pub use events::*;
 pub use exports::*;
-pub use pending::*;
+pub use memory::*;

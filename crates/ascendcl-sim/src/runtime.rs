@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use backend_sim::SimBuilder;
 use backend_sim::raw::fork::PerProcess;
-use backend_sim::raw::{Context, NotifyHandle, Session, StreamHandle};
+use backend_sim::raw::{Context, EventHandle, NotifyHandle, Session, StreamHandle};
 use notify_api::{Result, err};
 
 use crate::cache;
@@ -29,6 +29,7 @@ use crate::handles::{Kind, Table};
 pub(crate) struct Runtime {
     pub(crate) notifies: Table<NotifyHandle>,
     pub(crate) streams: Table<StreamHandle>,
+    pub(crate) events: Table<EventHandle>,
     pub(crate) contexts: Table<Arc<Context>>,
     /// The token of each context handed to C, so one context always reads as one token.
     context_tokens: Mutex<HashMap<u64, usize>>,
@@ -106,6 +107,7 @@ pub(crate) fn init() -> Result<()> {
     *slot = Some(Arc::new(Runtime {
         notifies: Table::new(tag, Kind::Notify),
         streams: Table::new(tag, Kind::Stream),
+        events: Table::new(tag, Kind::Event),
         contexts: Table::new(tag, Kind::Context),
         context_tokens: Mutex::default(),
         session,
@@ -144,6 +146,7 @@ pub(crate) fn finalize() -> Result<()> {
     drop(rt.notifies.close());
     drop(cached.streams);
     drop(rt.streams.close());
+    drop(rt.events.close());
     drop(rt.contexts.close());
     drop(cached.runtimes);
     drop(rt);

@@ -186,7 +186,7 @@ impl Session {
     }
 
     /// R13: `device` in `0..count`, or 107001.
-    fn check_device(&self, device: i32) -> Result<u32> {
+    pub(crate) fn check_device(&self, device: i32) -> Result<u32> {
         let count = self.reg.devices();
         u32::try_from(device)
             .ok()
@@ -419,6 +419,12 @@ fn set_current(s: &Session, ctx: Option<Arc<Context>>) {
     });
 }
 
+/// R13: 107001 unless `device` is in `0..count`.
+pub fn check_device(s: &Session, device: i32) -> Result<()> {
+    s.check()?;
+    s.check_device(device).map(drop)
+}
+
 /// `aclrtSetDevice`: makes `device`'s default context current in this thread (R13, C1).
 pub fn set_device(s: &Arc<Session>, device: i32) -> Result<()> {
     s.check()?;
@@ -581,6 +587,14 @@ impl StreamHandle {
     /// Whether this is a context's default stream.
     pub fn is_default(&self) -> bool {
         !self.owned
+    }
+
+    /// S1: destroys the stream's queue at once (a running wait is abandoned, queued tasks are
+    /// dropped); the handle itself stays until dropped.
+    pub fn force_shutdown(&self) {
+        if self.core.is_own() {
+            self.core.force_shutdown();
+        }
     }
 }
 
