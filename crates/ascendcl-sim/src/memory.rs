@@ -98,7 +98,8 @@ pub unsafe extern "C" fn aclrtMemcpy(
     boundary("aclrtMemcpy", || {
         let rt = runtime::get()?;
         let (dst, src) = (not_null(dst, "dst")?, not_null(src, "src")?);
-        raw::memcpy(&rt.session, Cx::Current, dst, destMax, src, count, kind)
+        // SAFETY: this function's contract: host pointers valid for `count` bytes.
+        unsafe { raw::memcpy(&rt.session, Cx::Current, dst, destMax, src, count, kind) }
     })
 }
 
@@ -124,7 +125,10 @@ pub unsafe extern "C" fn aclrtMemcpyAsync(
             }
             let session = &hot.rt.session;
             let stream = hot.stream_arg(stream);
-            raw::memcpy_async(session, Cx::Current, dst, destMax, src, count, kind, stream)
+            // SAFETY: this function's contract: host pointers valid until the copy ran.
+            unsafe {
+                raw::memcpy_async(session, Cx::Current, dst, destMax, src, count, kind, stream)
+            }
         })
     })
 }

@@ -38,7 +38,10 @@ pub use config::{
 };
 pub use inspect::{NotifyInfo, ProcessInfo, Snapshot};
 pub use registry::{BareTgidMode, check_namespace};
-pub use typed::{Sim, SimDevice, SimNotify, SimRuntime, SimStream};
+pub use typed::{
+    Sim, SimBuffer, SimDevice, SimEvent, SimMemExport, SimMemImport, SimNotify, SimRuntime,
+    SimStream,
+};
 
 use notify_api::{Result, err};
 

@@ -315,14 +315,16 @@ impl Space {
 }
 
 /// Copies `len` bytes (M2). The places were resolved and bounds-checked by the caller.
-pub(crate) fn copy(dst: &Place, src: &Place, len: usize) {
+///
+/// # Safety
+/// Host places are valid for `len` bytes (written for `dst`, read for `src`) now.
+pub(crate) unsafe fn copy(dst: &Place, src: &Place, len: usize) {
     if len == 0 {
         return;
     }
     // SAFETY: device places point into live mappings of at least `offset + len` bytes (checked
-    // by `Space::resolve`, kept alive by the `Arc<Region>` in the place); host places are the
-    // caller's promise, as for C `memcpy` (the C contract of `aclrtMemcpy`, or a slice of the
-    // typed API). `copy` allows overlap, as CANN's copies do.
+    // by `Space::resolve`, kept alive by the `Arc<Region>` in the place); host places are this
+    // function's contract. `copy` allows overlap, as CANN's copies do.
     unsafe { std::ptr::copy(src.ptr(), dst.ptr(), len) }
 }
 

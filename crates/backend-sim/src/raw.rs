@@ -327,6 +327,16 @@ impl Context {
     }
 }
 
+impl Drop for Context {
+    fn drop(&mut self) {
+        if let Some(core) = self.default_stream.get()
+            && core.is_own()
+        {
+            core.shutdown();
+        }
+    }
+}
+
 /// Which context a call works in.
 #[derive(Copy, Clone, Debug)]
 pub enum Cx<'a> {
@@ -469,6 +479,14 @@ pub fn create_context(s: &Arc<Session>, device: i32) -> Result<Arc<Context>> {
     let ctx = Context::new(s, device, false);
     set_current(s, Some(Arc::clone(&ctx)));
     Ok(ctx)
+}
+
+/// A new context on `device` for the typed API: not made current anywhere, destroyed when its
+/// last `Arc` goes (C1).
+pub fn new_context(s: &Arc<Session>, device: i32) -> Result<Arc<Context>> {
+    s.check()?;
+    s.check_device(device)?;
+    Ok(Context::new(s, device, false))
 }
 
 /// `aclrtDestroyContext`: destroys a created context; the default one cannot be (C1).

@@ -45,11 +45,12 @@ pub(crate) enum Task {
     Record(Arc<NotifyRef>),
     /// A wait and its deadline (from the enqueue time; `None` waits forever).
     Wait(Arc<NotifyRef>, Option<Instant>, u32),
-    /// M2: a copy of `len` bytes.
+    /// M2: a copy of `len` bytes; `then` (which may own the host memory) runs after it.
     Copy {
         dst: Place,
         src: Place,
         len: usize,
+        then: Option<HostFn>,
     },
     /// M2: a set of `len` bytes to `value`.
     Set {
@@ -491,8 +492,18 @@ impl StreamCore {
                     Outcome::Interrupted
                 }
             }
-            Task::Copy { dst, src, len } => {
-                memory::copy(dst, src, *len);
+            Task::Copy {
+                dst,
+                src,
+                len,
+                then,
+            } => {
+                // SAFETY: a copy task is only made by `raw`, whose callers promise its host
+                // places valid until the stream has run it (or hand them to `then`).
+                unsafe { memory::copy(dst, src, *len) };
+                if let Some(then) = then.take() {
+                    then();
+                }
                 Outcome::Done(Ok(()))
             }
             Task::Set { dst, value, len } => {

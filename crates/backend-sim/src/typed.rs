@@ -9,12 +9,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use notify_api::{
-    Backend, BackendKind, DeviceId, ExportFlags, ExportKey, ImportFlags, NotifyFlags, NotifyId,
-    Pid, Result, Timeout,
+    Backend, BackendKind, DeviceId, DeviceRange, Download, EventFlags, ExportFlags, ExportKey,
+    ImportFlags, MallocPolicy, MemExportFlags, MemImportFlags, MemInfo, NotifyFlags, NotifyId, Pid,
+    Result, Timeout,
 };
 
 use crate::SimBuilder;
-use crate::raw::{self, Context, Cx, NotifyHandle, Session, StreamArg, StreamHandle};
+use crate::raw::{self, Context, Cx, EventHandle, NotifyHandle, Session, StreamArg, StreamHandle};
+
+/// `ACL_MEMCPY_HOST_TO_DEVICE`, `_DEVICE_TO_HOST`, `_DEVICE_TO_DEVICE`: the typed API knows
+/// the kind of every copy from its argument types.
+const H2D: u32 = 1;
+const D2H: u32 = 2;
+const D2D: u32 = 3;
 
 /// The simulator, as a [`Backend`] marker type.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -25,6 +32,10 @@ impl Backend for Sim {
     type Device = SimDevice;
     type Stream = SimStream;
     type Notify = SimNotify;
+    type Buffer = SimBuffer;
+    type MemExport = SimMemExport;
+    type MemImport = SimMemImport;
+    type Event = SimEvent;
 }
 
 /// This process attached to a simulator namespace. Cheap to clone; the process detaches when
@@ -175,6 +186,286 @@ impl notify_api::Device for SimDevice {
     fn enable_peer_access(&self, peer: DeviceId) -> Result<()> {
         raw::enable_peer_access(self.s(), self.cx(), peer.0, 0)
     }
+
+    fn create_context(&self) -> Result<SimDevice> {
+        Ok(SimDevice {
+            rt: self.rt.clone(),
+            ctx: raw::new_context(self.s(), self.ctx.device())?,
+        })
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        raw::synchronize_device(self.s(), self.cx())
+    }
+
+    fn alloc(&self, size: usize, policy: MallocPolicy) -> Result<SimBuffer> {
+        let addr = raw::malloc(self.s(), self.cx(), size, policy.bits())?;
+        Ok(SimBuffer {
+            device: self.clone(),
+            addr,
+            len: size,
+            freed: false,
+        })
+    }
+
+    fn mem_info(&self) -> Result<MemInfo> {
+        let (free, total) = raw::get_mem_info(self.s(), self.cx(), 0)?;
+        Ok(MemInfo { free, total })
+    }
+
+    fn import_memory(&self, key: &ExportKey, flags: MemImportFlags) -> Result<SimMemImport> {
+        let addr = raw::ipc_import(self.s(), self.cx(), &key.to_c_buf(), flags.bits())?;
+        let (len, device, _) =
+            raw::mem_region(self.s(), addr).unwrap_or((0, self.ctx.device(), true));
+        Ok(SimMemImport {
+            device: self.clone(),
+            key: key.clone(),
+            addr,
+            len: len as usize,
+            mem_device: DeviceId(device),
+            closed: false,
+        })
+    }
+
+    fn create_event(&self, flags: EventFlags) -> Result<SimEvent> {
+        Ok(SimEvent {
+            handle: raw::create_event(self.s(), self.cx(), flags.bits() as u32)?,
+            device: self.clone(),
+        })
+    }
+
+    fn copy_from_host(&self, dst: DeviceRange<'_>, src: &[u8]) -> Result<()> {
+        let src_addr = src.as_ptr().addr();
+        // SAFETY: `src` is a live slice of `src.len()` bytes for the whole (synchronous) call.
+        unsafe {
+            raw::memcpy(
+                self.s(),
+                self.cx(),
+                dst.addr() as usize,
+                dst.len(),
+                src_addr,
+                src.len(),
+                H2D,
+            )
+        }
+    }
+
+    fn copy_to_host(&self, dst: &mut [u8], src: DeviceRange<'_>) -> Result<()> {
+        if dst.len() < src.len() {
+            return Err(notify_api::err!(
+                M2: RT_PARAM_INVALID,
+                "count {} is larger than destMax {}",
+                src.len(),
+                dst.len()
+            ));
+        }
+        let dst_addr = dst.as_mut_ptr().addr();
+        // SAFETY: `dst` is a live, exclusive slice of at least `src.len()` bytes for the whole
+        // (synchronous) call.
+        unsafe {
+            raw::memcpy(
+                self.s(),
+                self.cx(),
+                dst_addr,
+                dst.len(),
+                src.addr() as usize,
+                src.len(),
+                D2H,
+            )
+        }
+    }
+
+    fn copy(&self, dst: DeviceRange<'_>, src: DeviceRange<'_>) -> Result<()> {
+        // SAFETY: both are device ranges, which `raw` checks; no host memory is involved (a
+        // range naming none of this process's device memory is refused).
+        unsafe {
+            raw::memcpy(
+                self.s(),
+                self.cx(),
+                dst.addr() as usize,
+                dst.len(),
+                src.addr() as usize,
+                src.len(),
+                D2D,
+            )
+        }
+    }
+
+    fn memset(&self, dst: DeviceRange<'_>, value: u8) -> Result<()> {
+        raw::memset(
+            self.s(),
+            self.cx(),
+            dst.addr() as usize,
+            dst.len(),
+            i32::from(value),
+            dst.len(),
+        )
+    }
+}
+
+/// Device memory of the simulator (M1); dropping it frees it (M6).
+#[derive(Debug)]
+pub struct SimBuffer {
+    device: SimDevice,
+    addr: u64,
+    len: usize,
+    freed: bool,
+}
+
+impl notify_api::Buffer for SimBuffer {
+    type Backend = Sim;
+
+    fn device(&self) -> &SimDevice {
+        &self.device
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn as_range(&self) -> DeviceRange<'_> {
+        DeviceRange::new(
+            self.addr,
+            self.len,
+            DeviceId(self.device.ctx.device()),
+            false,
+        )
+    }
+
+    fn export(&self, range: DeviceRange<'_>, flags: MemExportFlags) -> Result<SimMemExport> {
+        let key = raw::ipc_export(
+            self.device.s(),
+            self.device.cx(),
+            range.addr() as usize,
+            range.len(),
+            flags.bits(),
+            notify_api::EXPORT_KEY_LEN,
+        )?;
+        Ok(SimMemExport {
+            device: self.device.clone(),
+            key,
+            closed: false,
+        })
+    }
+
+    fn free(mut self) -> Result<()> {
+        self.freed = true;
+        raw::free(self.device.s(), self.addr as usize)
+    }
+}
+
+impl Drop for SimBuffer {
+    fn drop(&mut self) {
+        if !self.freed {
+            let _ = raw::free(self.device.s(), self.addr as usize);
+        }
+    }
+}
+
+/// An IPC export of simulator memory (M3, M4); dropping it closes the key (M6).
+#[derive(Debug)]
+pub struct SimMemExport {
+    device: SimDevice,
+    key: ExportKey,
+    closed: bool,
+}
+
+impl notify_api::MemExport for SimMemExport {
+    type Backend = Sim;
+
+    fn key(&self) -> &ExportKey {
+        &self.key
+    }
+
+    fn set_import_pids(&self, pids: &[Pid]) -> Result<()> {
+        let raw_pids: Vec<i32> = pids.iter().map(|p| p.0).take(31).collect();
+        raw::ipc_set_import_pid(self.device.s(), &self.key.to_c_buf(), pids.len(), &raw_pids)
+    }
+
+    fn close(mut self) -> Result<()> {
+        self.closed = true;
+        raw::ipc_close(self.device.s(), &self.key.to_c_buf())
+    }
+}
+
+impl Drop for SimMemExport {
+    fn drop(&mut self) {
+        if !self.closed {
+            let _ = raw::ipc_close(self.device.s(), &self.key.to_c_buf());
+        }
+    }
+}
+
+/// Another process's simulator memory, imported (M5); dropping it closes it (M6).
+#[derive(Debug)]
+pub struct SimMemImport {
+    device: SimDevice,
+    key: ExportKey,
+    addr: u64,
+    len: usize,
+    mem_device: DeviceId,
+    closed: bool,
+}
+
+impl notify_api::MemImport for SimMemImport {
+    type Backend = Sim;
+
+    fn device(&self) -> &SimDevice {
+        &self.device
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn as_range(&self) -> DeviceRange<'_> {
+        DeviceRange::new(self.addr, self.len, self.mem_device, true)
+    }
+
+    fn close(mut self) -> Result<()> {
+        self.closed = true;
+        raw::ipc_close(self.device.s(), &self.key.to_c_buf())
+    }
+}
+
+impl Drop for SimMemImport {
+    fn drop(&mut self) {
+        if !self.closed {
+            let _ = raw::ipc_close(self.device.s(), &self.key.to_c_buf());
+        }
+    }
+}
+
+/// An event of the simulator (E1).
+#[derive(Debug)]
+pub struct SimEvent {
+    device: SimDevice,
+    handle: EventHandle,
+}
+
+impl notify_api::Event for SimEvent {
+    type Backend = Sim;
+
+    fn device(&self) -> &SimDevice {
+        &self.device
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        raw::synchronize_event(self.device.s(), Ok(&self.handle))
+    }
+
+    fn is_complete(&self) -> Result<bool> {
+        raw::query_event(self.device.s(), Ok(&self.handle))
+    }
+
+    fn elapsed_ms(&self, start: &SimEvent) -> Result<f32> {
+        raw::event_elapsed(self.device.s(), Ok(&start.handle), Ok(&self.handle))
+    }
+
+    fn destroy(self) -> Result<()> {
+        let Self { device, handle } = self;
+        raw::destroy_event(device.s(), handle)
+    }
 }
 
 /// A stream of the simulator: an in-order executor (R2).
@@ -235,6 +526,94 @@ impl notify_api::Stream for SimStream {
 
     async fn synchronize_async(&self) -> Result<()> {
         raw::synchronize_async(self.device.s(), &self.handle)?.await
+    }
+
+    fn is_complete(&self) -> Result<bool> {
+        raw::stream_query(self.device.s(), self.device.cx(), self.arg())
+    }
+
+    fn copy(&self, dst: DeviceRange<'_>, src: DeviceRange<'_>) -> Result<()> {
+        // SAFETY: both are device ranges, which `raw` checks; no host memory is involved.
+        unsafe {
+            raw::memcpy_async(
+                self.device.s(),
+                self.device.cx(),
+                dst.addr() as usize,
+                dst.len(),
+                src.addr() as usize,
+                src.len(),
+                D2D,
+                self.arg(),
+            )
+        }
+    }
+
+    fn copy_from_host(
+        &self,
+        dst: DeviceRange<'_>,
+        src: impl AsRef<[u8]> + Send + 'static,
+    ) -> Result<()> {
+        raw::copy_from_host_async(
+            self.device.s(),
+            self.device.cx(),
+            dst.addr(),
+            dst.len(),
+            Box::new(src),
+            self.arg(),
+        )
+    }
+
+    fn copy_to_host(&self, src: DeviceRange<'_>) -> Result<Download> {
+        raw::copy_to_host_async(
+            self.device.s(),
+            self.device.cx(),
+            src.addr(),
+            src.len(),
+            self.arg(),
+        )
+    }
+
+    fn memset(&self, dst: DeviceRange<'_>, value: u8) -> Result<()> {
+        raw::memset_async(
+            self.device.s(),
+            self.device.cx(),
+            dst.addr() as usize,
+            dst.len(),
+            i32::from(value),
+            dst.len(),
+            self.arg(),
+        )
+    }
+
+    fn launch_host_fn(&self, f: impl FnOnce() + Send + 'static) -> Result<()> {
+        raw::launch_host_fn(self.device.s(), self.device.cx(), self.arg(), Box::new(f))
+    }
+
+    fn record_event(&self, event: &SimEvent) -> Result<()> {
+        raw::record_event(
+            self.device.s(),
+            self.device.cx(),
+            Ok(&event.handle),
+            self.arg(),
+        )
+    }
+
+    fn wait_event(&self, event: &SimEvent) -> Result<()> {
+        raw::stream_wait_event(
+            self.device.s(),
+            self.device.cx(),
+            self.arg(),
+            Ok(&event.handle),
+        )
+    }
+
+    fn reset_event(&self, event: &SimEvent) -> Result<()> {
+        raw::reset_event(
+            self.device.s(),
+            self.device.cx(),
+            Ok(&event.handle),
+            self.arg(),
+        )
     }
 
     fn destroy(self) -> Result<()> {
@@ -305,6 +684,10 @@ const _: fn() = || {
     send_sync::<SimDevice>();
     send_sync::<SimStream>();
     send_sync::<SimNotify>();
+    send_sync::<SimBuffer>();
+    send_sync::<SimMemExport>();
+    send_sync::<SimMemImport>();
+    send_sync::<SimEvent>();
     send_sync::<Session>();
     send_sync::<NotifyHandle>();
     send_sync::<StreamHandle>();

@@ -22,7 +22,8 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::{
-    DeviceId, ExportFlags, ExportKey, ImportFlags, NotifyFlags, NotifyId, Pid, Result, Timeout,
+    DeviceId, DeviceRange, Download, EventFlags, ExportFlags, ExportKey, ImportFlags, MallocPolicy,
+    MemExportFlags, MemImportFlags, MemInfo, NotifyFlags, NotifyId, Pid, Result, Timeout,
 };
 
 /// Which implementation a runtime runs on.
@@ -103,6 +104,14 @@ pub trait Backend: Copy + Send + Sync + fmt::Debug + 'static {
     type Stream: Stream<Backend = Self>;
     /// A notify handle of this backend.
     type Notify: Notify<Backend = Self>;
+    /// Device memory this process allocated.
+    type Buffer: Buffer<Backend = Self>;
+    /// An IPC export of a range of a buffer.
+    type MemExport: MemExport<Backend = Self>;
+    /// Another process's memory, imported.
+    type MemImport: MemImport<Backend = Self>;
+    /// An event.
+    type Event: Event<Backend = Self>;
 }
 
 /// A process attached to a backend (`aclInit`): the entry point, cheap to clone.
@@ -257,6 +266,293 @@ pub trait Device: Clone + Send + Sync + fmt::Debug + 'static {
     /// `RT_INVALID_DEVICEID` (107001) for a bad `peer`; `RT_PARAM_INVALID` (107000) when `peer`
     /// is this device.
     fn enable_peer_access(&self, peer: DeviceId) -> Result<()>;
+
+    /// Creates another context on this device (`aclrtCreateContext`), as a device value of its
+    /// own: streams and events made from it are bound to it (C1).
+    ///
+    /// # Behavior
+    /// - C1: the new context is destroyed when the value, its clones and every handle made from
+    ///   them are gone; the default context is never destroyed.
+    ///
+    /// # Errors
+    /// Only backend failures.
+    fn create_context(&self) -> Result<Self>;
+
+    /// Waits for every stream of this device (`aclrtSynchronizeDevice`) and reports their first
+    /// failure.
+    ///
+    /// # Behavior
+    /// - S1: every stream of the device in this process, whatever its context.
+    /// - H1: from a host function of one of them it fails with 107000 instead of waiting for
+    ///   itself.
+    ///
+    /// # Errors
+    /// The first failure among the streams' tasks (e.g. 107019).
+    fn synchronize(&self) -> Result<()>;
+
+    /// Allocates `size` bytes of device memory (`aclrtMalloc`).
+    ///
+    /// # Behavior
+    /// - M1: starts on a page boundary of the policy's page size; the device's memory is
+    ///   counted across every process (on the simulator: `ASCEND_NOTIFY_SIM_DEVICE_MEMORY` per
+    ///   device). The memory is not host memory: only copies and sets reach it.
+    /// - M6: dropping the buffer frees it, after this process's queued tasks ran.
+    ///
+    /// # Errors
+    /// `RT_PARAM_INVALID` (107000) for `size == 0`; `RT_MEMORY_ALLOCATION` (207001) when the
+    /// device has no room.
+    fn alloc(
+        &self,
+        size: usize,
+        policy: MallocPolicy,
+    ) -> Result<<Self::Backend as Backend>::Buffer>;
+
+    /// This device's free and total memory (`aclrtGetMemInfo`).
+    ///
+    /// # Behavior
+    /// - M1: on the simulator, the same for every memory attribute.
+    ///
+    /// # Errors
+    /// Only backend failures.
+    fn mem_info(&self) -> Result<MemInfo>;
+
+    /// Imports another process's exported memory (`aclrtIpcMemImportByKey`).
+    ///
+    /// # Behavior
+    /// - M5: refusals, in order: a malformed key (107000); then 507899 for an unknown or closed
+    ///   key, a key this process exported or already imported, a caller not whitelisted (or
+    ///   whitelisted before it started), another device without peer access and without
+    ///   `ENABLE_PEER_ACCESS`. The memory is mapped at an address of this process that is never
+    ///   the exporter's; what one side writes through the runtime, the other reads. Imported
+    ///   memory takes only device-to-device copies and sets enqueued on a stream.
+    /// - M6: dropping the import closes it (`aclrtIpcMemClose`).
+    /// - R12: 207000 in a virtualization instance.
+    ///
+    /// # Errors
+    /// `RT_PARAM_INVALID` (107000), `RT_DRV_INTERNAL_ERROR` (507899),
+    /// `RT_FEATURE_NOT_SUPPORT` (207000).
+    fn import_memory(
+        &self,
+        key: &ExportKey,
+        flags: MemImportFlags,
+    ) -> Result<<Self::Backend as Backend>::MemImport>;
+
+    /// Creates an event on this device's context (`aclrtCreateEventWithFlag`).
+    ///
+    /// # Behavior
+    /// - E1: flags combine SYNC, CAPTURE_STREAM_PROGRESS and TIME_LINE; events are of one
+    ///   process. Dropping the event destroys it.
+    ///
+    /// # Errors
+    /// Only backend failures.
+    fn create_event(&self, flags: EventFlags) -> Result<<Self::Backend as Backend>::Event>;
+
+    /// Copies `src` from the host to device memory now (`aclrtMemcpy`, host to device).
+    ///
+    /// # Behavior
+    /// - M2: completes before it returns and is not ordered with stream tasks; `dst` must lie in
+    ///   one allocation of this process (not an import, M5) and hold `src.len()` bytes.
+    ///
+    /// # Errors
+    /// `RT_PARAM_INVALID` (107000) when `dst` is shorter than `src`, imported, or of another
+    /// device without peer access.
+    fn copy_from_host(&self, dst: DeviceRange<'_>, src: &[u8]) -> Result<()>;
+
+    /// Copies device memory to the host now (`aclrtMemcpy`, device to host).
+    ///
+    /// # Behavior
+    /// - M2: as [`Device::copy_from_host`], the other way; `dst` receives `src.len()` bytes.
+    ///
+    /// # Errors
+    /// As [`Device::copy_from_host`].
+    fn copy_to_host(&self, dst: &mut [u8], src: DeviceRange<'_>) -> Result<()>;
+
+    /// Copies device memory to device memory now (`aclrtMemcpy`, device to device).
+    ///
+    /// # Behavior
+    /// - M2: `dst` receives `src.len()` bytes; neither may be imported (M5: imports take only
+    ///   stream copies).
+    ///
+    /// # Errors
+    /// As [`Device::copy_from_host`].
+    fn copy(&self, dst: DeviceRange<'_>, src: DeviceRange<'_>) -> Result<()>;
+
+    /// Sets every byte of `dst` to `value` now (`aclrtMemset`).
+    ///
+    /// # Behavior
+    /// - M2: completes before it returns; not on imported memory (M5).
+    ///
+    /// # Errors
+    /// As [`Device::copy_from_host`].
+    fn memset(&self, dst: DeviceRange<'_>, value: u8) -> Result<()>;
+}
+
+/// Device memory this process allocated (`aclrtMalloc`, M1). Dropping it frees it (M6).
+pub trait Buffer: Send + Sync + fmt::Debug + 'static {
+    /// The backend this buffer belongs to.
+    type Backend: Backend<Buffer = Self>;
+
+    /// The device it was allocated on; the buffer keeps it alive.
+    fn device(&self) -> &<Self::Backend as Backend>::Device;
+
+    /// Its length in bytes (as asked for; the allocation is rounded up to its page size).
+    fn len(&self) -> usize;
+
+    /// Whether it is empty (never: an allocation has at least one byte).
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The whole buffer as a range for copies and sets.
+    fn as_range(&self) -> DeviceRange<'_>;
+
+    /// Exports `range` of this buffer to other processes (`aclrtIpcMemGetExportKey`).
+    ///
+    /// # Behavior
+    /// - M3: `range` must start and end on the allocation's page size; a range that overlaps
+    ///   one still exported is refused (507899); after a close it may be exported again under
+    ///   a new key. The key is at most 64 printable characters and never resolves as a notify
+    ///   key.
+    /// - M4: with `MemExportFlags::DEFAULT` importers must be whitelisted first.
+    /// - M6: dropping the export closes the key (existing imports keep working).
+    /// - R12: 207000 in a virtualization instance.
+    ///
+    /// # Errors
+    /// `RT_PARAM_INVALID` (107000) for a range not page-aligned; `RT_DRV_INTERNAL_ERROR`
+    /// (507899) for an overlap; `RT_FEATURE_NOT_SUPPORT` (207000).
+    fn export(
+        &self,
+        range: DeviceRange<'_>,
+        flags: MemExportFlags,
+    ) -> Result<<Self::Backend as Backend>::MemExport>;
+
+    /// Frees the buffer (`aclrtFree`), reporting any error.
+    ///
+    /// # Behavior
+    /// - M6: first waits for every task this process queued. Freeing memory that another
+    ///   process still imports is unsupported: the simulator serves it (the memory stays valid
+    ///   for the importers) and counts a hazard, or with `ASCEND_NOTIFY_SIM_STRICT=1` refuses
+    ///   (507899) and changes nothing.
+    ///
+    /// # Errors
+    /// `RT_DRV_INTERNAL_ERROR` (507899) in strict mode, as above.
+    fn free(self) -> Result<()>
+    where
+        Self: Sized;
+}
+
+/// An IPC export of a range of a buffer: the key, and the exporter's handle on it (M3, M4).
+/// Dropping it closes the key (M6).
+pub trait MemExport: Send + Sync + fmt::Debug + 'static {
+    /// The backend this export belongs to.
+    type Backend: Backend<MemExport = Self>;
+
+    /// The key to give importers.
+    fn key(&self) -> &ExportKey;
+
+    /// Adds importers to the whitelist (`aclrtIpcMemSetImportPid`).
+    ///
+    /// # Behavior
+    /// - M4: 1 to 31 pids per call, cumulative; bare tgids (R16); pid 0 and the exporter's own
+    ///   are ignored, and a call in which every pid was ignored fails (507899); not on an export
+    ///   with `DISABLE_PID_VALIDATION` (207006).
+    ///
+    /// # Errors
+    /// `RT_PARAM_INVALID` (107000) for 0 or more than 31 pids; `RT_NO_PERMISSION` (207006);
+    /// `RT_DRV_INTERNAL_ERROR` (507899).
+    fn set_import_pids(&self, pids: &[Pid]) -> Result<()>;
+
+    /// Closes the key (`aclrtIpcMemClose` in the exporter), reporting any error.
+    ///
+    /// # Behavior
+    /// - M6: later imports fail (507899); existing imports keep working. Closing before the
+    ///   importers have closed is unsupported: served and counted as a hazard, or refused in
+    ///   strict mode (507899, nothing changes).
+    ///
+    /// # Errors
+    /// `RT_DRV_INTERNAL_ERROR` (507899) in strict mode.
+    fn close(self) -> Result<()>
+    where
+        Self: Sized;
+}
+
+/// Another process's memory, imported (`aclrtIpcMemImportByKey`, M5). Dropping it closes the
+/// import (M6).
+pub trait MemImport: Send + Sync + fmt::Debug + 'static {
+    /// The backend this import belongs to.
+    type Backend: Backend<MemImport = Self>;
+
+    /// The device that was current when it was imported; the import keeps it alive.
+    fn device(&self) -> &<Self::Backend as Backend>::Device;
+
+    /// Its length in bytes (the exported range's).
+    fn len(&self) -> usize;
+
+    /// Whether it is empty (never).
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The imported memory as a range, for device-to-device copies and sets on a stream (M5).
+    fn as_range(&self) -> DeviceRange<'_>;
+
+    /// Closes the import (`aclrtIpcMemClose` in the importer), reporting any error.
+    ///
+    /// # Behavior
+    /// - M6: first waits for every task this process queued; its addresses stay invalid after.
+    ///
+    /// # Errors
+    /// Only backend failures.
+    fn close(self) -> Result<()>
+    where
+        Self: Sized;
+}
+
+/// An event of this process (E1). Dropping it destroys it.
+pub trait Event: Send + Sync + fmt::Debug + 'static {
+    /// The backend this event belongs to.
+    type Backend: Backend<Event = Self>;
+
+    /// The device (context) it belongs to.
+    fn device(&self) -> &<Self::Backend as Backend>::Device;
+
+    /// Blocks until the work recorded on it before this call has run
+    /// (`aclrtSynchronizeEvent`).
+    ///
+    /// # Behavior
+    /// - E1: an event never recorded does not block.
+    ///
+    /// # Errors
+    /// Only backend failures.
+    fn synchronize(&self) -> Result<()>;
+
+    /// Whether every record issued on it has run (`aclrtQueryEventStatus`).
+    ///
+    /// # Behavior
+    /// - E1: also `true` for an event never recorded (as CUDA answers; sim).
+    ///
+    /// # Errors
+    /// Only backend failures.
+    fn is_complete(&self) -> Result<bool>;
+
+    /// Milliseconds from `start` to this event (`aclrtEventElapsedTime`).
+    ///
+    /// # Behavior
+    /// - E1: both must be complete and recorded, whatever their flags.
+    ///
+    /// # Errors
+    /// `RT_PARAM_INVALID` (107000) when either is not complete or was never recorded.
+    fn elapsed_ms(&self, start: &Self) -> Result<f32>
+    where
+        Self: Sized;
+
+    /// Destroys the event (`aclrtDestroyEvent`), reporting any error.
+    ///
+    /// # Errors
+    /// Only backend failures.
+    fn destroy(self) -> Result<()>
+    where
+        Self: Sized;
 }
 
 /// A stream: an in-order queue of tasks on one device (R2). Every enqueue is a method here, in
@@ -333,6 +629,102 @@ pub trait Stream: Send + Sync + fmt::Debug + 'static {
     /// # Errors
     /// As `synchronize`.
     async fn synchronize_async(&self) -> Result<()>;
+
+    /// Whether nothing is queued or running on the stream (`aclrtStreamQuery`).
+    ///
+    /// # Behavior
+    /// - S1: `true` when every task enqueued so far has finished.
+    ///
+    /// # Errors
+    /// Only backend failures.
+    fn is_complete(&self) -> Result<bool>;
+
+    /// Enqueues a device-to-device copy (`aclrtMemcpyAsync`).
+    ///
+    /// # Behavior
+    /// - M2: a stream task; `dst` receives `src.len()` bytes. Wrong arguments fail here, and
+    ///   the stream reports nothing later. A range of another device than the stream's needs
+    ///   peer access from the stream's device.
+    /// - M5: the only copy imported memory takes.
+    ///
+    /// # Errors
+    /// `RT_PARAM_INVALID` (107000) when `dst` is shorter than `src` or peer access is missing.
+    fn copy(&self, dst: DeviceRange<'_>, src: DeviceRange<'_>) -> Result<()>;
+
+    /// Enqueues a host-to-device copy of `src`, which the stream keeps until the copy ran
+    /// (`aclrtMemcpyAsync`, host to device).
+    ///
+    /// # Behavior
+    /// - M2: as [`Stream::copy`]; `dst` must not be imported (M5).
+    ///
+    /// # Errors
+    /// As [`Stream::copy`].
+    fn copy_from_host(
+        &self,
+        dst: DeviceRange<'_>,
+        src: impl AsRef<[u8]> + Send + 'static,
+    ) -> Result<()>
+    where
+        Self: Sized;
+
+    /// Enqueues a device-to-host copy of `src`; the bytes come out of the [`Download`] once the
+    /// stream has run it (`aclrtMemcpyAsync`, device to host).
+    ///
+    /// # Behavior
+    /// - M2: as [`Stream::copy`]; `src` must not be imported (M5).
+    ///
+    /// # Errors
+    /// As [`Stream::copy`].
+    fn copy_to_host(&self, src: DeviceRange<'_>) -> Result<Download>;
+
+    /// Enqueues a set of every byte of `dst` to `value` (`aclrtMemsetAsync`).
+    ///
+    /// # Behavior
+    /// - M2: a stream task; imported memory takes it (M5).
+    ///
+    /// # Errors
+    /// As [`Stream::copy`].
+    fn memset(&self, dst: DeviceRange<'_>, value: u8) -> Result<()>;
+
+    /// Enqueues a host function (`aclrtLaunchHostFunc`): `f` runs on a runtime thread when the
+    /// stream reaches it, and the stream's next task starts after it returns.
+    ///
+    /// # Behavior
+    /// - H1: how a program stands in for its device kernels on the simulator. `f` must not
+    ///   synchronize its own stream: such a call fails with 107000 instead of deadlocking. A
+    ///   panic in `f` fails the stream's next synchronize (507000).
+    ///
+    /// # Errors
+    /// Only backend failures.
+    fn launch_host_fn(&self, f: impl FnOnce() + Send + 'static) -> Result<()>
+    where
+        Self: Sized;
+
+    /// Enqueues a record of `event` (`aclrtRecordEvent`): it completes, stamped with the time,
+    /// when the stream reaches it.
+    ///
+    /// # Behavior
+    /// - E1: an event of another device is refused (107003, R13).
+    ///
+    /// # Errors
+    /// `RT_STREAM_CONTEXT` (107003).
+    fn record_event(&self, event: &<Self::Backend as Backend>::Event) -> Result<()>;
+
+    /// Makes the stream wait for the work recorded on `event` before this call
+    /// (`aclrtStreamWaitEvent`).
+    ///
+    /// # Behavior
+    /// - E1: an event never recorded does not make it wait.
+    ///
+    /// # Errors
+    /// `RT_STREAM_CONTEXT` (107003) for an event of another device.
+    fn wait_event(&self, event: &<Self::Backend as Backend>::Event) -> Result<()>;
+
+    /// Enqueues a reset of `event` to never-recorded (`aclrtResetEvent`).
+    ///
+    /// # Errors
+    /// `RT_STREAM_CONTEXT` (107003) for an event of another device.
+    fn reset_event(&self, event: &<Self::Backend as Backend>::Event) -> Result<()>;
 
     /// Destroys the stream (`aclrtDestroyStream`) after its tasks finish.
     ///

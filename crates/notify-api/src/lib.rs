@@ -32,22 +32,31 @@ mod api;
 mod error;
 mod flags;
 mod key;
+mod memory;
 mod timeout;
 mod types;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-pub use api::{Backend, BackendKind, Device, Notify, Runtime, Stream};
+pub use api::{
+    Backend, BackendKind, Buffer, Device, Event, MemExport, MemImport, Notify, Runtime, Stream,
+};
 pub use error::{AclError, ConfigError, Error, LoadError, Result, Rule};
 pub use flags::{ExportFlags, ImportFlags, NotifyFlags};
 pub use key::{EXPORT_KEY_LEN, EXPORT_KEY_MAX_CHARS, ExportKey};
+pub use memory::{
+    DeviceRange, Download, EventFlags, MallocPolicy, MemExportFlags, MemImportFlags, MemInfo,
+};
 pub use timeout::Timeout;
 pub use types::{DeviceId, NotifyId, Pid};
 
 /// The traits, for their methods: `use notify_api::prelude::*;`.
 pub mod prelude {
-    pub use crate::api::{Device as _, Notify as _, Runtime as _, Stream as _};
+    pub use crate::api::{
+        Buffer as _, Device as _, Event as _, MemExport as _, MemImport as _, Notify as _,
+        Runtime as _, Stream as _,
+    };
 }
 
 /// Importer entries a notify's whitelist holds: 16 entries, the creator's being the first

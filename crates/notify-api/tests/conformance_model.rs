@@ -215,6 +215,92 @@ impl Backend for Model {
     type Device = Dev;
     type Stream = Str;
     type Notify = Ntf;
+    type Buffer = NoMemory;
+    type MemExport = NoMemory;
+    type MemImport = NoMemory;
+    type Event = NoMemory;
+}
+
+/// The model covers notifies only (§3): memory and events (§5, §6) are refused.
+#[derive(Debug)]
+enum NoMemory {}
+
+fn no_memory<T>() -> Result<T> {
+    Err(notify_api::err!(
+        S1: RT_FEATURE_NOT_SUPPORT,
+        "the notify model has no device memory or events"
+    ))
+}
+
+impl notify_api::Buffer for NoMemory {
+    type Backend = Model;
+    fn device(&self) -> &Dev {
+        match *self {}
+    }
+    fn len(&self) -> usize {
+        match *self {}
+    }
+    fn as_range(&self) -> notify_api::DeviceRange<'_> {
+        match *self {}
+    }
+    fn export(
+        &self,
+        _: notify_api::DeviceRange<'_>,
+        _: notify_api::MemExportFlags,
+    ) -> Result<NoMemory> {
+        match *self {}
+    }
+    fn free(self) -> Result<()> {
+        match self {}
+    }
+}
+
+impl notify_api::MemExport for NoMemory {
+    type Backend = Model;
+    fn key(&self) -> &notify_api::ExportKey {
+        match *self {}
+    }
+    fn set_import_pids(&self, _: &[Pid]) -> Result<()> {
+        match *self {}
+    }
+    fn close(self) -> Result<()> {
+        match self {}
+    }
+}
+
+impl notify_api::MemImport for NoMemory {
+    type Backend = Model;
+    fn device(&self) -> &Dev {
+        match *self {}
+    }
+    fn len(&self) -> usize {
+        match *self {}
+    }
+    fn as_range(&self) -> notify_api::DeviceRange<'_> {
+        match *self {}
+    }
+    fn close(self) -> Result<()> {
+        match self {}
+    }
+}
+
+impl notify_api::Event for NoMemory {
+    type Backend = Model;
+    fn device(&self) -> &Dev {
+        match *self {}
+    }
+    fn synchronize(&self) -> Result<()> {
+        match *self {}
+    }
+    fn is_complete(&self) -> Result<bool> {
+        match *self {}
+    }
+    fn elapsed_ms(&self, _: &NoMemory) -> Result<f32> {
+        match *self {}
+    }
+    fn destroy(self) -> Result<()> {
+        match self {}
+    }
 }
 
 #[derive(Debug)]
@@ -342,6 +428,41 @@ impl Dev {
 
 impl notify_api::Device for Dev {
     type Backend = Model;
+
+    fn create_context(&self) -> Result<Dev> {
+        no_memory()
+    }
+    fn synchronize(&self) -> Result<()> {
+        no_memory()
+    }
+    fn alloc(&self, _: usize, _: notify_api::MallocPolicy) -> Result<NoMemory> {
+        no_memory()
+    }
+    fn mem_info(&self) -> Result<notify_api::MemInfo> {
+        no_memory()
+    }
+    fn import_memory(
+        &self,
+        _: &notify_api::ExportKey,
+        _: notify_api::MemImportFlags,
+    ) -> Result<NoMemory> {
+        no_memory()
+    }
+    fn create_event(&self, _: notify_api::EventFlags) -> Result<NoMemory> {
+        no_memory()
+    }
+    fn copy_from_host(&self, _: notify_api::DeviceRange<'_>, _: &[u8]) -> Result<()> {
+        no_memory()
+    }
+    fn copy_to_host(&self, _: &mut [u8], _: notify_api::DeviceRange<'_>) -> Result<()> {
+        no_memory()
+    }
+    fn copy(&self, _: notify_api::DeviceRange<'_>, _: notify_api::DeviceRange<'_>) -> Result<()> {
+        no_memory()
+    }
+    fn memset(&self, _: notify_api::DeviceRange<'_>, _: u8) -> Result<()> {
+        no_memory()
+    }
 
     fn id(&self) -> DeviceId {
         self.id
@@ -740,6 +861,38 @@ impl Future for SyncFuture {
 #[async_trait::async_trait]
 impl notify_api::Stream for Str {
     type Backend = Model;
+
+    fn is_complete(&self) -> Result<bool> {
+        no_memory()
+    }
+    fn copy(&self, _: notify_api::DeviceRange<'_>, _: notify_api::DeviceRange<'_>) -> Result<()> {
+        no_memory()
+    }
+    fn copy_from_host(
+        &self,
+        _: notify_api::DeviceRange<'_>,
+        _: impl AsRef<[u8]> + Send + 'static,
+    ) -> Result<()> {
+        no_memory()
+    }
+    fn copy_to_host(&self, _: notify_api::DeviceRange<'_>) -> Result<notify_api::Download> {
+        no_memory()
+    }
+    fn memset(&self, _: notify_api::DeviceRange<'_>, _: u8) -> Result<()> {
+        no_memory()
+    }
+    fn launch_host_fn(&self, _: impl FnOnce() + Send + 'static) -> Result<()> {
+        no_memory()
+    }
+    fn record_event(&self, event: &NoMemory) -> Result<()> {
+        match *event {}
+    }
+    fn wait_event(&self, event: &NoMemory) -> Result<()> {
+        match *event {}
+    }
+    fn reset_event(&self, event: &NoMemory) -> Result<()> {
+        match *event {}
+    }
 
     fn device(&self) -> &Dev {
         &self.dev

@@ -191,7 +191,12 @@ fn check_count(count: usize, dest_max: usize) -> Result<()> {
 }
 
 /// `aclrtMemcpy` (M2): completes before it returns.
-pub fn memcpy(
+///
+/// # Safety
+/// A host pointer among `dst` and `src` (any address outside this process's device addresses)
+/// is valid for `count` bytes, written or read, for the duration of the call, as for C
+/// `memcpy`. Device pointers need no promise: they are checked.
+pub unsafe fn memcpy(
     s: &Session,
     cx: Cx<'_>,
     dst: usize,
@@ -207,13 +212,17 @@ pub fn memcpy(
         return Ok(());
     }
     let (dst, src) = copy_places(s, device, dst, src, count, kind, false)?;
-    memory::copy(&dst, &src, count);
+    // SAFETY: host places are this function's contract.
+    unsafe { memory::copy(&dst, &src, count) };
     Ok(())
 }
 
 /// `aclrtMemcpyAsync` (M2): a stream task; wrong arguments fail here, never later.
+///
+/// # Safety
+/// As [`memcpy`], and host memory stays valid until the stream has run the copy.
 #[allow(clippy::too_many_arguments)]
-pub fn memcpy_async(
+pub unsafe fn memcpy_async(
     s: &Session,
     cx: Cx<'_>,
     dst: usize,
@@ -236,8 +245,83 @@ pub fn memcpy_async(
             dst,
             src,
             len: count,
+            then: None,
         })
     })
+}
+
+/// A host-to-device copy of `src` as a stream task that owns `src` until it ran (the typed
+/// API's `Stream::copy_from_host`).
+pub fn copy_from_host_async(
+    s: &Session,
+    cx: Cx<'_>,
+    dst: u64,
+    dest_max: usize,
+    src: Box<dyn AsRef<[u8]> + Send + 'static>,
+    stream: StreamArg<'_>,
+) -> Result<()> {
+    s.check()?;
+    with_cx(s, cx, |ctx| {
+        let ctx = need(ctx)?;
+        let (ctx, core) = enqueue_stream(s, ctx, stream)?;
+        let (ptr, count) = {
+            let bytes = (*src).as_ref();
+            (bytes.as_ptr().addr(), bytes.len())
+        };
+        check_count(count, dest_max)?;
+        if count == 0 {
+            return Ok(());
+        }
+        let (dst, src_place) = copy_places(s, ctx.device, dst as usize, ptr, count, H2D, true)?;
+        core.enqueue(Task::Copy {
+            dst,
+            src: src_place,
+            len: count,
+            // The bytes live in `src`'s heap allocation, which moving the box does not move.
+            then: Some(Box::new(move || drop(src))),
+        })
+    })
+}
+
+/// A device-to-host copy of `len` bytes as a stream task; the bytes come out of the returned
+/// download once it ran (the typed API's `Stream::copy_to_host`).
+pub fn copy_to_host_async(
+    s: &Session,
+    cx: Cx<'_>,
+    src: u64,
+    len: usize,
+    stream: StreamArg<'_>,
+) -> Result<notify_api::Download> {
+    s.check()?;
+    with_cx(s, cx, |ctx| {
+        let ctx = need(ctx)?;
+        let (ctx, core) = enqueue_stream(s, ctx, stream)?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let mut bytes = vec![0u8; len];
+        if len == 0 {
+            let _ = tx.send(bytes);
+            return Ok(notify_api::Download::new(rx));
+        }
+        let ptr = bytes.as_mut_ptr().addr();
+        let (dst, src) = copy_places(s, ctx.device, ptr, src as usize, len, D2H, true)?;
+        core.enqueue(Task::Copy {
+            dst,
+            src,
+            len,
+            then: Some(Box::new(move || {
+                let _ = tx.send(bytes);
+            })),
+        })?;
+        Ok(notify_api::Download::new(rx))
+    })
+}
+
+/// What this process knows of device address `addr`: the length, device and kind of the
+/// allocation or import that starts there.
+pub fn mem_region(s: &Session, addr: u64) -> Option<(u64, i32, bool)> {
+    s.space
+        .region_at(addr)
+        .map(|r| (r.len, r.device, r.is_import()))
 }
 
 /// M2: the place a set writes, checked.

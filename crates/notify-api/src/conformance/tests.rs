@@ -11,8 +11,9 @@ mod nothing {
     //! Uninhabited handle types: nothing here is ever called.
     use super::Nothing;
     use crate::{
-        BackendKind, DeviceId, ExportFlags, ExportKey, ImportFlags, NotifyFlags, NotifyId, Pid,
-        Result, Timeout,
+        BackendKind, DeviceId, DeviceRange, Download, EventFlags, ExportFlags, ExportKey,
+        ImportFlags, MallocPolicy, MemExportFlags, MemImportFlags, MemInfo, NotifyFlags, NotifyId,
+        Pid, Result, Timeout,
     };
     use std::time::Duration;
 
@@ -24,12 +25,85 @@ mod nothing {
     pub enum Str {}
     #[derive(Debug)]
     pub enum Ntf {}
+    #[derive(Debug)]
+    pub enum Mem {}
 
     impl crate::Backend for Nothing {
         type Runtime = Rt;
         type Device = Dev;
         type Stream = Str;
         type Notify = Ntf;
+        type Buffer = Mem;
+        type MemExport = Mem;
+        type MemImport = Mem;
+        type Event = Mem;
+    }
+
+    impl crate::Buffer for Mem {
+        type Backend = Nothing;
+        fn device(&self) -> &Dev {
+            match *self {}
+        }
+        fn len(&self) -> usize {
+            match *self {}
+        }
+        fn as_range(&self) -> DeviceRange<'_> {
+            match *self {}
+        }
+        fn export(&self, _: DeviceRange<'_>, _: MemExportFlags) -> Result<Mem> {
+            match *self {}
+        }
+        fn free(self) -> Result<()> {
+            match self {}
+        }
+    }
+
+    impl crate::MemExport for Mem {
+        type Backend = Nothing;
+        fn key(&self) -> &ExportKey {
+            match *self {}
+        }
+        fn set_import_pids(&self, _: &[Pid]) -> Result<()> {
+            match *self {}
+        }
+        fn close(self) -> Result<()> {
+            match self {}
+        }
+    }
+
+    impl crate::MemImport for Mem {
+        type Backend = Nothing;
+        fn device(&self) -> &Dev {
+            match *self {}
+        }
+        fn len(&self) -> usize {
+            match *self {}
+        }
+        fn as_range(&self) -> DeviceRange<'_> {
+            match *self {}
+        }
+        fn close(self) -> Result<()> {
+            match self {}
+        }
+    }
+
+    impl crate::Event for Mem {
+        type Backend = Nothing;
+        fn device(&self) -> &Dev {
+            match *self {}
+        }
+        fn synchronize(&self) -> Result<()> {
+            match *self {}
+        }
+        fn is_complete(&self) -> Result<bool> {
+            match *self {}
+        }
+        fn elapsed_ms(&self, _: &Mem) -> Result<f32> {
+            match *self {}
+        }
+        fn destroy(self) -> Result<()> {
+            match self {}
+        }
     }
 
     impl crate::Runtime for Rt {
@@ -80,6 +154,36 @@ mod nothing {
         fn enable_peer_access(&self, _: DeviceId) -> Result<()> {
             match *self {}
         }
+        fn create_context(&self) -> Result<Dev> {
+            match *self {}
+        }
+        fn synchronize(&self) -> Result<()> {
+            match *self {}
+        }
+        fn alloc(&self, _: usize, _: MallocPolicy) -> Result<Mem> {
+            match *self {}
+        }
+        fn mem_info(&self) -> Result<MemInfo> {
+            match *self {}
+        }
+        fn import_memory(&self, _: &ExportKey, _: MemImportFlags) -> Result<Mem> {
+            match *self {}
+        }
+        fn create_event(&self, _: EventFlags) -> Result<Mem> {
+            match *self {}
+        }
+        fn copy_from_host(&self, _: DeviceRange<'_>, _: &[u8]) -> Result<()> {
+            match *self {}
+        }
+        fn copy_to_host(&self, _: &mut [u8], _: DeviceRange<'_>) -> Result<()> {
+            match *self {}
+        }
+        fn copy(&self, _: DeviceRange<'_>, _: DeviceRange<'_>) -> Result<()> {
+            match *self {}
+        }
+        fn memset(&self, _: DeviceRange<'_>, _: u8) -> Result<()> {
+            match *self {}
+        }
     }
 
     #[async_trait::async_trait]
@@ -101,6 +205,37 @@ mod nothing {
             match *self {}
         }
         async fn synchronize_async(&self) -> Result<()> {
+            match *self {}
+        }
+        fn is_complete(&self) -> Result<bool> {
+            match *self {}
+        }
+        fn copy(&self, _: DeviceRange<'_>, _: DeviceRange<'_>) -> Result<()> {
+            match *self {}
+        }
+        fn copy_from_host(
+            &self,
+            _: DeviceRange<'_>,
+            _: impl AsRef<[u8]> + Send + 'static,
+        ) -> Result<()> {
+            match *self {}
+        }
+        fn copy_to_host(&self, _: DeviceRange<'_>) -> Result<Download> {
+            match *self {}
+        }
+        fn memset(&self, _: DeviceRange<'_>, _: u8) -> Result<()> {
+            match *self {}
+        }
+        fn launch_host_fn(&self, _: impl FnOnce() + Send + 'static) -> Result<()> {
+            match *self {}
+        }
+        fn record_event(&self, _: &Mem) -> Result<()> {
+            match *self {}
+        }
+        fn wait_event(&self, _: &Mem) -> Result<()> {
+            match *self {}
+        }
+        fn reset_event(&self, _: &Mem) -> Result<()> {
             match *self {}
         }
         fn destroy(self) -> Result<()> {
