@@ -9,12 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use notify_api::{
-    BackendKind, DeviceId, ExportFlags, ExportKey, ImportFlags, NotifyFlags, NotifyId, Pid, Result,
+    BackendKind, DeviceId, DeviceRange, Download, EventFlags, ExportFlags, ExportKey, ImportFlags,
+    MallocPolicy, MemExportFlags, MemImportFlags, MemInfo, NotifyFlags, NotifyId, Pid, Result,
     Timeout,
 };
 
 use crate::RuntimeBuilder;
-use crate::erased::{DynDevice, DynNotify, DynRuntime, DynStream};
+use crate::erased::{
+    DynBuffer, DynDevice, DynEvent, DynExport, DynImport, DynNotify, DynRuntime, DynStream,
+};
 
 /// The facade's backend: whichever one the builder chose at run time, as a `notify-api`
 /// [`Backend`](notify_api::Backend). Generic code written over `B: Backend` runs on it
@@ -27,6 +30,10 @@ impl notify_api::Backend for Dyn {
     type Device = Device;
     type Stream = Stream;
     type Notify = Notify;
+    type Buffer = Buffer;
+    type MemExport = MemExport;
+    type MemImport = MemImport;
+    type Event = Event;
 }
 
 /// This process attached to a backend. Cheap to clone; the process detaches when the last
@@ -161,6 +168,201 @@ impl Device {
     pub fn enable_peer_access(&self, peer: DeviceId) -> Result<()> {
         self.inner.enable_peer_access(peer)
     }
+
+    /// Another context on this device, as a device value ([`notify_api::Device::create_context`],
+    /// C1).
+    pub fn create_context(&self) -> Result<Device> {
+        Ok(Device {
+            inner: Arc::from(self.inner.create_context()?),
+            rt: self.rt.clone(),
+        })
+    }
+
+    /// Waits for every stream of this device ([`notify_api::Device::synchronize`], S1).
+    pub fn synchronize(&self) -> Result<()> {
+        self.inner.synchronize()
+    }
+
+    /// Allocates device memory ([`notify_api::Device::alloc`], M1).
+    pub fn alloc(&self, size: usize, policy: MallocPolicy) -> Result<Buffer> {
+        Ok(Buffer {
+            inner: self.inner.alloc(size, policy)?,
+            device: self.clone(),
+        })
+    }
+
+    /// This device's free and total memory ([`notify_api::Device::mem_info`], M1).
+    pub fn mem_info(&self) -> Result<MemInfo> {
+        self.inner.mem_info()
+    }
+
+    /// Imports another process's memory ([`notify_api::Device::import_memory`], M5).
+    pub fn import_memory(&self, key: &ExportKey, flags: MemImportFlags) -> Result<MemImport> {
+        Ok(MemImport {
+            inner: self.inner.import_memory(key, flags)?,
+            device: self.clone(),
+        })
+    }
+
+    /// Creates an event ([`notify_api::Device::create_event`], E1).
+    pub fn create_event(&self, flags: EventFlags) -> Result<Event> {
+        Ok(Event {
+            inner: self.inner.create_event(flags)?,
+            device: self.clone(),
+        })
+    }
+
+    /// Copies host bytes to device memory now ([`notify_api::Device::copy_from_host`], M2).
+    pub fn copy_from_host(&self, dst: DeviceRange<'_>, src: &[u8]) -> Result<()> {
+        self.inner.copy_from_host(dst, src)
+    }
+
+    /// Copies device memory to host bytes now ([`notify_api::Device::copy_to_host`], M2).
+    pub fn copy_to_host(&self, dst: &mut [u8], src: DeviceRange<'_>) -> Result<()> {
+        self.inner.copy_to_host(dst, src)
+    }
+
+    /// Copies device memory now ([`notify_api::Device::copy`], M2).
+    pub fn copy(&self, dst: DeviceRange<'_>, src: DeviceRange<'_>) -> Result<()> {
+        self.inner.copy(dst, src)
+    }
+
+    /// Sets device memory now ([`notify_api::Device::memset`], M2).
+    pub fn memset(&self, dst: DeviceRange<'_>, value: u8) -> Result<()> {
+        self.inner.memset(dst, value)
+    }
+}
+
+/// Device memory this process allocated ([`notify_api::Buffer`]); dropping it frees it.
+#[derive(Debug)]
+pub struct Buffer {
+    inner: Box<dyn DynBuffer>,
+    device: Device,
+}
+
+impl Buffer {
+    /// The device it was allocated on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Whether it is empty (never).
+    pub fn is_empty(&self) -> bool {
+        self.inner.len() == 0
+    }
+
+    /// The whole buffer as a range ([`notify_api::Buffer::as_range`]).
+    pub fn as_range(&self) -> DeviceRange<'_> {
+        self.inner.as_range()
+    }
+
+    /// Exports `range` to other processes ([`notify_api::Buffer::export`], M3).
+    pub fn export(&self, range: DeviceRange<'_>, flags: MemExportFlags) -> Result<MemExport> {
+        Ok(MemExport {
+            inner: self.inner.export(range, flags)?,
+        })
+    }
+
+    /// Frees the buffer ([`notify_api::Buffer::free`], M6).
+    pub fn free(self) -> Result<()> {
+        self.inner.free()
+    }
+}
+
+/// An IPC export of device memory ([`notify_api::MemExport`]); dropping it closes the key.
+#[derive(Debug)]
+pub struct MemExport {
+    inner: Box<dyn DynExport>,
+}
+
+impl MemExport {
+    /// The key to give importers.
+    pub fn key(&self) -> &ExportKey {
+        self.inner.key()
+    }
+
+    /// Whitelists importers ([`notify_api::MemExport::set_import_pids`], M4).
+    pub fn set_import_pids(&self, pids: &[Pid]) -> Result<()> {
+        self.inner.set_import_pids(pids)
+    }
+
+    /// Closes the key ([`notify_api::MemExport::close`], M6).
+    pub fn close(self) -> Result<()> {
+        self.inner.close()
+    }
+}
+
+/// Another process's memory, imported ([`notify_api::MemImport`]); dropping it closes it.
+#[derive(Debug)]
+pub struct MemImport {
+    inner: Box<dyn DynImport>,
+    device: Device,
+}
+
+impl MemImport {
+    /// The device that was current when it was imported.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Whether it is empty (never).
+    pub fn is_empty(&self) -> bool {
+        self.inner.len() == 0
+    }
+
+    /// The imported memory as a range ([`notify_api::MemImport::as_range`], M5).
+    pub fn as_range(&self) -> DeviceRange<'_> {
+        self.inner.as_range()
+    }
+
+    /// Closes the import ([`notify_api::MemImport::close`], M6).
+    pub fn close(self) -> Result<()> {
+        self.inner.close()
+    }
+}
+
+/// An event ([`notify_api::Event`], E1); dropping it destroys it.
+#[derive(Debug)]
+pub struct Event {
+    inner: Box<dyn DynEvent>,
+    device: Device,
+}
+
+impl Event {
+    /// The device it belongs to.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Blocks until the work recorded on it ran ([`notify_api::Event::synchronize`]).
+    pub fn synchronize(&self) -> Result<()> {
+        self.inner.synchronize()
+    }
+
+    /// Whether every record on it ran ([`notify_api::Event::is_complete`]).
+    pub fn is_complete(&self) -> Result<bool> {
+        self.inner.is_complete()
+    }
+
+    /// Milliseconds from `start` to this event ([`notify_api::Event::elapsed_ms`]).
+    pub fn elapsed_ms(&self, start: &Event) -> Result<f32> {
+        self.inner.elapsed_ms(&*start.inner)
+    }
+
+    /// Destroys the event ([`notify_api::Event::destroy`]).
+    pub fn destroy(self) -> Result<()> {
+        self.inner.destroy()
+    }
 }
 
 /// A stream ([`notify_api::Stream`]): every enqueue is one of its methods.
@@ -210,6 +412,56 @@ impl Stream {
     /// Destroys the stream after its tasks finish ([`notify_api::Stream::destroy`]).
     pub fn destroy(self) -> Result<()> {
         self.inner.destroy()
+    }
+
+    /// Whether nothing is queued or running ([`notify_api::Stream::is_complete`], S1).
+    pub fn is_complete(&self) -> Result<bool> {
+        self.inner.is_complete()
+    }
+
+    /// Enqueues a device-to-device copy ([`notify_api::Stream::copy`], M2).
+    pub fn copy(&self, dst: DeviceRange<'_>, src: DeviceRange<'_>) -> Result<()> {
+        self.inner.copy(dst, src)
+    }
+
+    /// Enqueues a host-to-device copy of bytes the stream keeps until it ran
+    /// ([`notify_api::Stream::copy_from_host`], M2).
+    pub fn copy_from_host(
+        &self,
+        dst: DeviceRange<'_>,
+        src: impl AsRef<[u8]> + Send + 'static,
+    ) -> Result<()> {
+        self.inner.copy_from_host(dst, Box::new(src))
+    }
+
+    /// Enqueues a device-to-host copy ([`notify_api::Stream::copy_to_host`], M2).
+    pub fn copy_to_host(&self, src: DeviceRange<'_>) -> Result<Download> {
+        self.inner.copy_to_host(src)
+    }
+
+    /// Enqueues a set ([`notify_api::Stream::memset`], M2).
+    pub fn memset(&self, dst: DeviceRange<'_>, value: u8) -> Result<()> {
+        self.inner.memset(dst, value)
+    }
+
+    /// Enqueues a host function ([`notify_api::Stream::launch_host_fn`], H1).
+    pub fn launch_host_fn(&self, f: impl FnOnce() + Send + 'static) -> Result<()> {
+        self.inner.launch_host_fn(Box::new(f))
+    }
+
+    /// Enqueues a record of `event` ([`notify_api::Stream::record_event`], E1).
+    pub fn record_event(&self, event: &Event) -> Result<()> {
+        self.inner.record_event(&*event.inner)
+    }
+
+    /// Makes the stream wait for `event` ([`notify_api::Stream::wait_event`], E1).
+    pub fn wait_event(&self, event: &Event) -> Result<()> {
+        self.inner.wait_event(&*event.inner)
+    }
+
+    /// Enqueues a reset of `event` ([`notify_api::Stream::reset_event`], E1).
+    pub fn reset_event(&self, event: &Event) -> Result<()> {
+        self.inner.reset_event(&*event.inner)
     }
 }
 
@@ -283,6 +535,46 @@ impl notify_api::Runtime for Runtime {
 impl notify_api::Device for Device {
     type Backend = Dyn;
 
+    fn create_context(&self) -> Result<Device> {
+        Device::create_context(self)
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        Device::synchronize(self)
+    }
+
+    fn alloc(&self, size: usize, policy: MallocPolicy) -> Result<Buffer> {
+        Device::alloc(self, size, policy)
+    }
+
+    fn mem_info(&self) -> Result<MemInfo> {
+        Device::mem_info(self)
+    }
+
+    fn import_memory(&self, key: &ExportKey, flags: MemImportFlags) -> Result<MemImport> {
+        Device::import_memory(self, key, flags)
+    }
+
+    fn create_event(&self, flags: EventFlags) -> Result<Event> {
+        Device::create_event(self, flags)
+    }
+
+    fn copy_from_host(&self, dst: DeviceRange<'_>, src: &[u8]) -> Result<()> {
+        Device::copy_from_host(self, dst, src)
+    }
+
+    fn copy_to_host(&self, dst: &mut [u8], src: DeviceRange<'_>) -> Result<()> {
+        Device::copy_to_host(self, dst, src)
+    }
+
+    fn copy(&self, dst: DeviceRange<'_>, src: DeviceRange<'_>) -> Result<()> {
+        Device::copy(self, dst, src)
+    }
+
+    fn memset(&self, dst: DeviceRange<'_>, value: u8) -> Result<()> {
+        Device::memset(self, dst, value)
+    }
+
     fn id(&self) -> DeviceId {
         Device::id(self)
     }
@@ -316,9 +608,133 @@ impl notify_api::Device for Device {
     }
 }
 
+impl notify_api::Buffer for Buffer {
+    type Backend = Dyn;
+
+    fn device(&self) -> &Device {
+        Buffer::device(self)
+    }
+
+    fn len(&self) -> usize {
+        Buffer::len(self)
+    }
+
+    fn as_range(&self) -> DeviceRange<'_> {
+        Buffer::as_range(self)
+    }
+
+    fn export(&self, range: DeviceRange<'_>, flags: MemExportFlags) -> Result<MemExport> {
+        Buffer::export(self, range, flags)
+    }
+
+    fn free(self) -> Result<()> {
+        Buffer::free(self)
+    }
+}
+
+impl notify_api::MemExport for MemExport {
+    type Backend = Dyn;
+
+    fn key(&self) -> &ExportKey {
+        MemExport::key(self)
+    }
+
+    fn set_import_pids(&self, pids: &[Pid]) -> Result<()> {
+        MemExport::set_import_pids(self, pids)
+    }
+
+    fn close(self) -> Result<()> {
+        MemExport::close(self)
+    }
+}
+
+impl notify_api::MemImport for MemImport {
+    type Backend = Dyn;
+
+    fn device(&self) -> &Device {
+        MemImport::device(self)
+    }
+
+    fn len(&self) -> usize {
+        MemImport::len(self)
+    }
+
+    fn as_range(&self) -> DeviceRange<'_> {
+        MemImport::as_range(self)
+    }
+
+    fn close(self) -> Result<()> {
+        MemImport::close(self)
+    }
+}
+
+impl notify_api::Event for Event {
+    type Backend = Dyn;
+
+    fn device(&self) -> &Device {
+        Event::device(self)
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        Event::synchronize(self)
+    }
+
+    fn is_complete(&self) -> Result<bool> {
+        Event::is_complete(self)
+    }
+
+    fn elapsed_ms(&self, start: &Event) -> Result<f32> {
+        Event::elapsed_ms(self, start)
+    }
+
+    fn destroy(self) -> Result<()> {
+        Event::destroy(self)
+    }
+}
+
 #[async_trait::async_trait]
 impl notify_api::Stream for Stream {
     type Backend = Dyn;
+
+    fn is_complete(&self) -> Result<bool> {
+        Stream::is_complete(self)
+    }
+
+    fn copy(&self, dst: DeviceRange<'_>, src: DeviceRange<'_>) -> Result<()> {
+        Stream::copy(self, dst, src)
+    }
+
+    fn copy_from_host(
+        &self,
+        dst: DeviceRange<'_>,
+        src: impl AsRef<[u8]> + Send + 'static,
+    ) -> Result<()> {
+        Stream::copy_from_host(self, dst, src)
+    }
+
+    fn copy_to_host(&self, src: DeviceRange<'_>) -> Result<Download> {
+        Stream::copy_to_host(self, src)
+    }
+
+    fn memset(&self, dst: DeviceRange<'_>, value: u8) -> Result<()> {
+        Stream::memset(self, dst, value)
+    }
+
+    fn launch_host_fn(&self, f: impl FnOnce() + Send + 'static) -> Result<()> {
+        Stream::launch_host_fn(self, f)
+    }
+
+    fn record_event(&self, event: &Event) -> Result<()> {
+        Stream::record_event(self, event)
+    }
+
+    fn wait_event(&self, event: &Event) -> Result<()> {
+        Stream::wait_event(self, event)
+    }
+
+    fn reset_event(&self, event: &Event) -> Result<()> {
+        Stream::reset_event(self, event)
+    }
 
     fn device(&self) -> &Device {
         Stream::device(self)
@@ -381,4 +797,8 @@ const _: fn() = || {
     send_sync::<Device>();
     send_sync::<Stream>();
     send_sync::<Notify>();
+    send_sync::<Buffer>();
+    send_sync::<MemExport>();
+    send_sync::<MemImport>();
+    send_sync::<Event>();
 };

@@ -61,13 +61,14 @@ mod erased;
 mod handles;
 
 pub use builder::{BACKEND_ENV, RuntimeBuilder};
-pub use handles::{Device, Dyn, Notify, Runtime, Stream};
+pub use handles::{Buffer, Device, Dyn, Event, MemExport, MemImport, Notify, Runtime, Stream};
 
 pub use notify_api;
 pub use notify_api::{
-    AclError, BackendKind, ConfigError, DEFAULT_CAPACITY, DeviceId, EXPORT_KEY_LEN,
-    EXPORT_KEY_MAX_CHARS, Error, ExportFlags, ExportKey, ImportFlags, LoadError, NotifyFlags,
-    NotifyId, Pid, Result, Rule, Timeout, WHITELIST_IMPORTERS, err, prelude,
+    AclError, BackendKind, ConfigError, DEFAULT_CAPACITY, DeviceId, DeviceRange, Download,
+    EXPORT_KEY_LEN, EXPORT_KEY_MAX_CHARS, Error, EventFlags, ExportFlags, ExportKey, ImportFlags,
+    LoadError, MallocPolicy, MemExportFlags, MemImportFlags, MemInfo, NotifyFlags, NotifyId, Pid,
+    Result, Rule, Timeout, WHITELIST_IMPORTERS, err, prelude,
 };
 
 #[cfg(feature = "ascend")]
