@@ -1,30 +1,37 @@
-//! The seed's two-process IPC Notify flow, step by step, as two real processes.
+//! The CANN IPC flow, step by step, as two real processes: B writes into A's device buffer
+//! through IPC memory and records a notify on the same stream; A waits, then reads the bytes.
 //!
 //! `cargo run --example demo` starts process A (device 0), which starts process B (device 1):
 //!
-//! - A: create a notify → export its key (pid whitelist enforced) → whitelist B's bare tgid →
-//!   wait-and-reset on a stream → synchronize → destroy.
-//! - B: get its bare tgid → import the key → record on a stream → synchronize → destroy.
+//! - A: allocate a device buffer → export it (pid whitelist enforced) → create a notify →
+//!   export its key → whitelist B's bare tgid on both → wait on a stream → synchronize → read the
+//!   buffer → close and destroy.
+//! - B: get its bare tgid → import the buffer and the notify → on a second thread, copy its
+//!   message into A's buffer and record the notify, on one stream → synchronize → close and
+//!   destroy.
 //!
-//! The notify is released only when both have destroyed it (R8). The demo runs in a namespace of
-//! its own and leaves nothing in `/dev/shm`. With `--features ascend` and
+//! The memory and the notify are released only when both have let go of them (M6, R8). The demo
+//! runs in a namespace of its own and leaves nothing in `/dev/shm`. With `--features ascend` and
 //! `ASCEND_NOTIFY_BACKEND=ascend`, the same code runs through the C ABI of `libascendcl.so`.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 
+use ascend_notify::backend_sim::role::{RoleProcess, RoleSpawner, StdioLink, child_role};
 use ascend_notify::{
-    AclError, Backend, DeviceId, Error, ExportFlags, ExportKey, ImportFlags, Notify, NotifyFlags,
-    Pid, Result, Runtime, Stream,
+    DeviceId, Error, ExportFlags, ExportKey, ImportFlags, MallocPolicy, MemExportFlags,
+    MemImportFlags, NotifyFlags, Pid, Result, Runtime, Timeout,
 };
 
-const ROLE: &str = "ASCEND_NOTIFY_DEMO_ROLE";
 const NAMESPACE: &str = "ASCEND_NOTIFY_SIM_NAMESPACE";
+/// What B writes into A's buffer.
+const MESSAGE: &[u8] = b"hello from process B, through IPC memory";
+/// The buffer A shares: one 4 KiB page (IPC exports whole pages, M3).
+const BUFFER: usize = 4096;
 
 fn main() -> ExitCode {
-    let outcome = match std::env::var(ROLE).as_deref() {
-        Ok("a") => process_a(),
-        Ok("b") => process_b(),
+    let outcome = match child_role().as_deref() {
+        Some("a") => process_a(),
+        Some("b") => process_b(),
         _ => return launcher(),
     };
     match outcome {
@@ -39,24 +46,15 @@ fn main() -> ExitCode {
 /// Starts process A in a namespace of its own, and checks that nothing is left behind.
 fn launcher() -> ExitCode {
     let ns = std::env::var(NAMESPACE).unwrap_or_else(|_| format!("demo-{}", std::process::id()));
-    let exe = std::env::current_exe().expect("the demo knows its own path");
-    let status = Command::new(exe)
-        .env(ROLE, "a")
+    let out = RoleSpawner::program()
         .env(NAMESPACE, &ns)
-        .status()
-        .expect("starting process A");
-    let leftovers: Vec<String> = std::fs::read_dir("/dev/shm")
-        .map(|dir| {
-            dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|name| name.starts_with(&format!("ascend-notify.{ns}")))
-                .collect()
-        })
-        .unwrap_or_default();
+        .run_inherited("a");
+    let leftovers = ascend_notify::backend_sim::namespace_files(&ns);
     if !leftovers.is_empty() {
         eprintln!("left in /dev/shm: {leftovers:?}");
         return ExitCode::FAILURE;
     }
-    if status.success() {
+    if out.success() {
         println!("demo: both processes finished; nothing left in /dev/shm");
         ExitCode::SUCCESS
     } else {
@@ -81,113 +79,169 @@ fn step<T>(who: &str, what: &str, result: Result<T>) -> Result<T> {
 }
 
 fn process_a() -> Result<()> {
-    let rt = step("A", "attach runtime", Runtime::builder().build())?;
+    let rt = step("A", "aclInit", Runtime::builder().build())?;
     println!("[A pid {}] backend: {}", std::process::id(), rt.kind());
-    step("A", "aclrtSetDevice(0)", rt.set_device(DeviceId(0)))?;
+    let device = step("A", "aclrtSetDevice(0)", rt.device(DeviceId(0)))?;
+    let buffer = step(
+        "A",
+        "aclrtMalloc(4 KiB)",
+        device.alloc(BUFFER, MallocPolicy::NormalOnly),
+    )?;
+    let export = step(
+        "A",
+        "aclrtIpcMemGetExportKey(flags=0x0)",
+        buffer.export(buffer.as_range(), MemExportFlags::DEFAULT),
+    )?;
     let notify = step(
         "A",
         "aclrtCreateNotify",
-        rt.create_notify(NotifyFlags::DEFAULT),
+        device.create_notify(NotifyFlags::DEFAULT),
     )?;
     let key = step(
         "A",
         "aclrtNotifyGetExportKey(flags=0x0)",
         notify.export(ExportFlags::DEFAULT),
     )?;
-    println!("[A pid {}] key: {key}", std::process::id());
 
-    let exe = std::env::current_exe().expect("the demo knows its own path");
-    let mut b = Command::new(exe)
-        .env(ROLE, "b")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("starting process B");
-    let to_b = b.stdin.take().expect("piped");
-    let from_b = BufReader::new(b.stdout.take().expect("piped"));
-    // Whatever happens on A's side, B is waited for (and, on failure, not left running).
-    let outcome = converse_with_b(&rt, &notify, &key, to_b, from_b);
-    if outcome.is_err() {
-        let _ = b.kill();
-    }
-    let status = b.wait().expect("waiting for B");
-    println!(
-        "[A pid {}] process B exited with {status}",
-        std::process::id()
-    );
-    let stream = outcome?;
-    step("A", "aclrtDestroyStream", stream.destroy())?;
+    let mut b = RoleSpawner::program().show_stderr().start("b");
+    // B reports its bare tgid first; whatever happens next, B is waited for.
+    let outcome = (|| {
+        let b_pid = Pid(b.recv().parse().expect("B sends its bare tgid"));
+        step(
+            "A",
+            &format!("aclrtNotifySetImportPid({b_pid})"),
+            notify.set_import_pid(b_pid),
+        )?;
+        step(
+            "A",
+            &format!("aclrtIpcMemSetImportPid({b_pid})"),
+            export.set_import_pids(&[b_pid]),
+        )?;
+        let stream = step("A", "aclrtCreateStream", device.create_stream())?;
+        step(
+            "A",
+            "aclrtWaitAndResetNotify(timeout=10 s)",
+            stream.wait(&notify, Timeout::secs(10)),
+        )?;
+        b.send(key.as_str());
+        b.send(export.key().as_str());
+        step(
+            "A",
+            "aclrtSynchronizeStream (returns once B has recorded)",
+            stream.synchronize(),
+        )?;
+        let mut bytes = vec![0u8; MESSAGE.len()];
+        step(
+            "A",
+            "aclrtMemcpy(device to host)",
+            device.copy_to_host(&mut bytes, buffer.as_range().slice(..MESSAGE.len())?),
+        )?;
+        println!(
+            "[A pid {}] read from its buffer: {:?}",
+            std::process::id(),
+            String::from_utf8_lossy(&bytes)
+        );
+        if bytes != MESSAGE {
+            return Err(Error::new(
+                ascend_notify::AclError::RT_INTERNAL_ERROR,
+                "the buffer does not hold B's message",
+            ));
+        }
+        b.send("done");
+        step("A", "aclrtDestroyStream", stream.destroy())
+    })();
+    let code = finish(b, outcome.is_err());
+    outcome?;
+    step("A", "aclrtIpcMemClose", export.close())?;
+    step("A", "aclrtFree", buffer.free())?;
     step("A", "aclrtDestroyNotify", notify.destroy())?;
-    drop(rt);
+    drop((device, rt));
     println!("[A pid {}] aclFinalize: detached", std::process::id());
-    if status.success() {
+    if code == 0 {
         Ok(())
     } else {
-        Err(Error::new(AclError::RT_INTERNAL_ERROR, "B failed"))
+        Err(Error::new(
+            ascend_notify::AclError::RT_INTERNAL_ERROR,
+            "process B failed",
+        ))
     }
 }
 
-/// A's half of the flow once B runs: whitelist B, enqueue the wait, hand B the key, synchronize.
-fn converse_with_b(
-    rt: &Runtime,
-    notify: &<Runtime as Backend>::Notify,
-    key: &ExportKey,
-    mut to_b: impl Write,
-    mut from_b: impl BufRead,
-) -> Result<<Runtime as Backend>::Stream> {
-    let mut line = String::new();
-    // B reports its bare tgid first.
-    let b_pid = loop {
-        line.clear();
-        if from_b.read_line(&mut line).unwrap_or(0) == 0 {
-            return Err(Error::new(AclError::RT_INTERNAL_ERROR, "B exited early"));
-        }
-        if let Some(pid) = line.trim().strip_prefix("bare-tgid ") {
-            break Pid(pid.parse().expect("B sends a number"));
-        }
-    };
-    step(
-        "A",
-        &format!("aclrtNotifySetImportPid([{b_pid}])"),
-        notify.set_import_pids(&[b_pid]),
-    )?;
-    let stream = step("A", "aclrtCreateStream", rt.create_stream())?;
-    step(
-        "A",
-        "aclrtWaitAndResetNotify(timeout=10 s)",
-        notify.wait_and_reset(&stream, 10),
-    )?;
-    writeln!(to_b, "{key}").expect("sending the key to B");
-    step(
-        "A",
-        "aclrtSynchronizeStream (returns once B has recorded)",
-        stream.synchronize(),
-    )?;
-    Ok(stream)
+/// Waits for B (killing it first if A failed) and returns its exit code.
+fn finish(mut b: RoleProcess, kill: bool) -> i32 {
+    if kill {
+        b.kill();
+    }
+    let code = b.wait_code();
+    println!(
+        "[A pid {}] process B exited with {code}",
+        std::process::id()
+    );
+    code
 }
 
 fn process_b() -> Result<()> {
-    let rt = step("B", "attach runtime", Runtime::builder().build())?;
-    step("B", "aclrtSetDevice(1)", rt.set_device(DeviceId(1)))?;
-    let pid = step("B", "aclrtDeviceGetBareTgid", rt.bare_tgid())?;
-    println!("bare-tgid {pid}");
-    let mut line = String::new();
-    std::io::stdin()
-        .read_line(&mut line)
-        .expect("reading the key from A");
-    let key: ExportKey = line.trim().parse()?;
+    let mut link = StdioLink;
+    let rt = step("B", "aclInit", Runtime::builder().build())?;
+    let device = step("B", "aclrtSetDevice(1)", rt.device(DeviceId(1)))?;
+    let pid = step("B", "aclrtDeviceGetBareTgid", device.bare_tgid())?;
+    link.send(&pid.to_string());
+    let notify_key: ExportKey = link.recv().parse()?;
+    let memory_key: ExportKey = link.recv().parse()?;
     let notify = step(
         "B",
         "aclrtNotifyImportByKey(flags=ENABLE_PEER_ACCESS)",
-        rt.import_notify(&key, ImportFlags::ENABLE_PEER_ACCESS),
+        device.import_notify(&notify_key, ImportFlags::ENABLE_PEER_ACCESS),
     )?;
-    let stream = step("B", "aclrtCreateStream", rt.create_stream())?;
-    step("B", "aclrtRecordNotify", notify.record(&stream))?;
-    step("B", "aclrtSynchronizeStream", stream.synchronize())?;
+    let a_buffer = step(
+        "B",
+        "aclrtIpcMemImportByKey(flags=ENABLE_PEER_ACCESS)",
+        device.import_memory(&memory_key, MemImportFlags::ENABLE_PEER_ACCESS),
+    )?;
+    // Imported memory takes only device-to-device copies on a stream (M5): the message goes
+    // to a buffer of B's own first.
+    let staging = step(
+        "B",
+        "aclrtMalloc(staging)",
+        device.alloc(MESSAGE.len(), MallocPolicy::NormalOnly),
+    )?;
+    step(
+        "B",
+        "aclrtMemcpy(host to device)",
+        device.copy_from_host(staging.as_range(), MESSAGE),
+    )?;
+    let stream = step("B", "aclrtCreateStream", device.create_stream())?;
+    // Handles are Send + Sync and bind their device themselves: a second thread copies and
+    // records with no set-up call of its own.
+    let recorded = std::thread::scope(|scope| {
+        scope
+            .spawn(|| -> Result<()> {
+                step(
+                    "B",
+                    "aclrtMemcpyAsync(device to device, into A's buffer)",
+                    stream.copy(
+                        a_buffer.as_range().slice(..MESSAGE.len())?,
+                        staging.as_range(),
+                    ),
+                )?;
+                step(
+                    "B",
+                    "aclrtRecordNotify (same stream, after the copy)",
+                    stream.record(&notify),
+                )?;
+                step("B", "aclrtSynchronizeStream", stream.synchronize())
+            })
+            .join()
+            .expect("the recording thread does not panic")
+    });
+    recorded?;
+    let done = link.recv();
+    assert_eq!(done, "done", "A says when it has read the buffer");
     step("B", "aclrtDestroyStream", stream.destroy())?;
+    step("B", "aclrtIpcMemClose", a_buffer.close())?;
+    step("B", "aclrtFree(staging)", staging.free())?;
     step("B", "aclrtDestroyNotify", notify.destroy())?;
-    drop(rt);
+    drop((device, rt));
     eprintln!("[B pid {}] aclFinalize: detached", std::process::id());
-    std::io::stdout().flush().ok();
     Ok(())
 }

@@ -10,39 +10,40 @@
 //! testing --example downstream_proptest` runs it; the producer runs in a real child process,
 //! started by re-executing this test binary with `RoleSpawner`.
 
-use ascend_notify::{Backend, Notify, Result, Stream};
+use ascend_notify::prelude::*;
 #[cfg(test)]
 use ascend_notify::{
-    BackendKind, DeviceId, ExportFlags, ExportKey, ImportFlags, NotifyFlags, Runtime,
-    notify_api::conformance::{Peer, PeerLink},
+    BackendKind, DeviceId, Dyn, ExportFlags, ExportKey, ImportFlags, NotifyFlags, Runtime,
     testing::{RoleSpawner, ScopedNamespace, StdioLink, child_role},
 };
+use ascend_notify::{Result, Timeout, notify_api::Backend};
 
-/// Seconds any single wait may take before the run counts as hung.
-const WAIT_SECS: u32 = 2;
+/// How long any single wait may take before the run counts as hung.
+const WAIT: Timeout = Timeout::secs(2);
 
-/// The consumer: creates `ready` (only a creator may wait on it, R4), imports the producer's
-/// `ack`, and runs `rounds` rounds of wait(ready) → record(ack).
+/// The consumer: waits on `ready` (it created it: only a creator may wait, R4), and runs
+/// `rounds` rounds of wait(ready) → record(ack). Generic over the backend, as downstream code
+/// is: it runs on the simulator in tests and on the NPU in production.
 pub fn consumer<B: Backend>(
-    rt: &B,
+    device: &B::Device,
     ready: &B::Notify,
     ack: &B::Notify,
     rounds: u32,
     work_us: u64,
 ) -> Result<u32> {
-    let stream = rt.create_stream()?;
+    let stream = device.create_stream()?;
     let mut delivered = 0;
     for _ in 0..rounds {
         // The consumer's own work between rounds: a producer that does not wait for `ack`
         // outruns it, and its records merge (R1).
         std::thread::sleep(std::time::Duration::from_micros(work_us));
-        ready.wait_and_reset(&stream, WAIT_SECS)?;
+        stream.wait(ready, WAIT)?;
         if stream.synchronize().is_err() {
             // A lost round: report how many arrived instead of hanging the property.
             return Ok(delivered);
         }
         delivered += 1;
-        ack.record(&stream)?;
+        stream.record(ack)?;
     }
     stream.synchronize()?;
     Ok(delivered)
@@ -50,17 +51,17 @@ pub fn consumer<B: Backend>(
 
 /// The producer: each round records `ready`, then waits for `ack` before the next one.
 pub fn producer<B: Backend>(
-    rt: &B,
+    device: &B::Device,
     ready: &B::Notify,
     ack: &B::Notify,
     rounds: u32,
     pause_us: u64,
 ) -> Result<()> {
-    let stream = rt.create_stream()?;
+    let stream = device.create_stream()?;
     for _ in 0..rounds {
-        ready.record(&stream)?;
+        stream.record(ready)?;
         std::thread::sleep(std::time::Duration::from_micros(pause_us));
-        ack.wait_and_reset(&stream, WAIT_SECS)?;
+        stream.wait(ack, WAIT)?;
         stream.synchronize()?;
     }
     Ok(())
@@ -71,15 +72,15 @@ pub fn producer<B: Backend>(
 fn producer_role() -> Result<()> {
     let mut link = StdioLink;
     let rt = Runtime::builder().backend(BackendKind::Sim).build()?;
-    rt.set_device(DeviceId(1))?;
-    let ack = rt.create_notify(NotifyFlags::DEFAULT)?;
+    let device = rt.device(DeviceId(1))?;
+    let ack = device.create_notify(NotifyFlags::DEFAULT)?;
     link.send(ack.export(ExportFlags::DISABLE_PID_VALIDATION)?.as_str());
     let ready_key: ExportKey = link.recv().parse()?;
-    let ready = rt.import_notify(&ready_key, ImportFlags::ENABLE_PEER_ACCESS)?;
+    let ready = device.import_notify(&ready_key, ImportFlags::ENABLE_PEER_ACCESS)?;
     let plan = link.recv();
     let (rounds, pause_us) = plan.split_once(' ').expect("rounds and pause");
-    producer(
-        &rt,
+    producer::<Dyn>(
+        &device,
         &ready,
         &ack,
         rounds.parse().unwrap(),
@@ -123,24 +124,24 @@ mod property {
                 .namespace(ns.name())
                 .build()
                 .unwrap();
-            rt.set_device(DeviceId(0)).unwrap();
-            let ready = rt.create_notify(NotifyFlags::DEFAULT).unwrap();
+            let device = rt.device(DeviceId(0)).unwrap();
+            let ready = device.create_notify(NotifyFlags::DEFAULT).unwrap();
             let ready_key = ready.export(ExportFlags::DISABLE_PID_VALIDATION).unwrap();
 
             let mut peer = RoleSpawner::new("child", &ns).start("producer");
             let ack_key: ExportKey = peer.recv().parse().unwrap();
-            let ack = rt.import_notify(&ack_key, ImportFlags::ENABLE_PEER_ACCESS).unwrap();
+            let ack = device.import_notify(&ack_key, ImportFlags::ENABLE_PEER_ACCESS).unwrap();
             peer.send(ready_key.as_str());
             peer.send(&format!("{rounds} {pause_us}"));
 
-            let delivered = consumer(&rt, &ready, &ack, rounds, work_us).unwrap();
+            let delivered = consumer::<Dyn>(&device, &ready, &ack, rounds, work_us).unwrap();
             prop_assert_eq!(delivered, rounds);
             prop_assert_eq!(peer.recv(), "done");
             peer.send("bye");
-            prop_assert_eq!(Box::new(peer).wait(), 0);
+            prop_assert_eq!(peer.wait_code(), 0);
 
             drop((ready, ack));
-            let snap = ascend_notify::backend_sim::inspect(ns.name()).unwrap().unwrap();
+            let snap = ascend_notify::backend_sim::inspect::inspect(ns.name()).unwrap().unwrap();
             prop_assert!(snap.notifies.is_empty(), "left behind: {:?}", snap.notifies);
         }
     }

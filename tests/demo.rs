@@ -36,16 +36,22 @@ fn run_demo(envs: &[(&str, &str)], expect_backend: &str) {
         "{stdout}"
     );
     for step in [
-        "aclrtNotifyGetExportKey",
+        "aclrtMalloc(4 KiB): ok",
+        "aclrtIpcMemGetExportKey(flags=0x0): ok",
+        "aclrtNotifyGetExportKey(flags=0x0): ok",
         "aclrtNotifySetImportPid",
-        "aclrtWaitAndResetNotify",
+        "aclrtIpcMemSetImportPid",
+        "aclrtWaitAndResetNotify(timeout=10 s): ok",
+        "read from its buffer: \"hello from process B, through IPC memory\"",
     ] {
         assert!(stdout.contains(step), "A never did {step}:\n{stdout}");
     }
     for step in [
         "aclrtDeviceGetBareTgid: ok",
         "aclrtNotifyImportByKey(flags=ENABLE_PEER_ACCESS): ok",
-        "aclrtRecordNotify: ok",
+        "aclrtIpcMemImportByKey(flags=ENABLE_PEER_ACCESS): ok",
+        "aclrtMemcpyAsync(device to device, into A's buffer): ok",
+        "aclrtRecordNotify (same stream, after the copy): ok",
     ] {
         assert!(stderr.contains(step), "B never did {step}:\n{stderr}");
     }

@@ -40,5 +40,6 @@ extern "C" fn detach_all_at_exit() {
         for reg in list.iter().filter_map(Weak::upgrade) {
             reg.detach();
         }
+        crate::trace::flush();
     });
 }

@@ -26,6 +26,86 @@ pub struct Snapshot {
     pub processes: Vec<ProcessInfo>,
     /// Every live notify.
     pub notifies: Vec<NotifyInfo>,
+    /// Every wait queued or running now, in a live process (§4 "Diagnosis").
+    pub waits: Vec<WaitInfo>,
+    /// The hazards of §5 seen in this namespace.
+    pub hazards: Hazards,
+    /// Every live allocation (M1).
+    pub allocations: Vec<AllocInfo>,
+    /// Every IPC memory export still tracked (M3), with its importers.
+    pub exports: Vec<ExportInfo>,
+}
+
+/// A wait queued or running now (§4 "Diagnosis").
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct WaitInfo {
+    /// The waiting process's bare tgid.
+    pub pid: i32,
+    /// The device of the stream it waits on.
+    pub device: i32,
+    /// The stream's number in its process.
+    pub stream: u32,
+    /// The notify: its device and id.
+    pub notify_device: u32,
+    /// The notify's id.
+    pub notify_id: u32,
+    /// The notify's creator (bare tgid), `None` if the slot no longer holds it.
+    pub creator: Option<i32>,
+    /// How long ago it was queued.
+    pub waited_ms: u64,
+    /// Its timeout in seconds; 0 waits forever (R3).
+    pub timeout_s: u32,
+    /// Whether it is running (waiting on the flag) rather than queued behind other tasks.
+    pub running: bool,
+    /// Whether a live holder other than the waiter can still record the notify.
+    pub releasable: bool,
+}
+
+/// The hazards of §5: unsupported usages the simulator served (or refused, strict).
+#[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct Hazards {
+    /// An exporter closed its key while importers still held the memory.
+    pub exporter_closed_first: u64,
+    /// Exported memory was freed while it was imported.
+    pub freed_while_imported: u64,
+    /// The latest ones: (bare tgid of the process, kind).
+    pub recent: Vec<(i32, &'static str)>,
+}
+
+/// A live allocation (M1).
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct AllocInfo {
+    /// Its device.
+    pub device: u32,
+    /// Bytes (rounded up to its page size).
+    pub size: u64,
+    /// The owner's bare tgid; `None` once the owner freed it or died (it stays for importers).
+    pub owner: Option<i32>,
+    /// Live imports of it.
+    pub imports: u32,
+}
+
+/// An IPC memory export (M3).
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct ExportInfo {
+    /// The device of the memory.
+    pub device: u32,
+    /// Where in its allocation, and how many bytes.
+    pub offset: u64,
+    /// Its length.
+    pub size: u64,
+    /// The exporter's bare tgid.
+    pub exporter: i32,
+    /// `"whitelist"` or `"any-pid"`, or `"closed"` once the exporter closed the key.
+    pub state: &'static str,
+    /// The whitelist (bare tgids).
+    pub whitelist: Vec<i32>,
+    /// Bare tgids of the processes that imported it.
+    pub importers: Vec<i32>,
 }
 
 /// One attached process.
@@ -165,6 +245,118 @@ fn snapshot(reg: &Registry) -> Result<Snapshot> {
                 flag: s.flag.load(Relaxed) != 0,
             });
         }
+    }
+    let now = crate::registry::board::coarse_ns();
+    for proc in &snap.processes {
+        if !proc.alive {
+            continue;
+        }
+        for i in 0..WAITS_PER_PROC {
+            let e = reg.wait_entry(proc.slot, i);
+            let state = e.state.load(Relaxed);
+            if state != WAIT_QUEUED && state != WAIT_RUNNING {
+                continue;
+            }
+            let (nd, ni, ng) = (
+                e.notify_device.load(Relaxed),
+                e.notify_index.load(Relaxed),
+                e.notify_generation.load(Relaxed),
+            );
+            let slot = crate::registry::SlotRef {
+                device: nd,
+                index: ni,
+                generation: ng,
+            };
+            let me = holder_code(proc.slot, reg.proc(proc.slot).generation.load(Relaxed));
+            let (creator, others) = match reg.live(slot) {
+                Some(s) => (
+                    tgid_of(s.creator.load(Relaxed)),
+                    s.holders
+                        .iter()
+                        .map(|h| h.load(Relaxed))
+                        .filter(|&h| h != 0 && h != me)
+                        .collect::<Vec<u32>>(),
+                ),
+                None => (None, Vec::new()),
+            };
+            let releasable = others.into_iter().any(|code| {
+                holder_slot(code)
+                    .is_some_and(|p| p < reg.max_procs() && tgid_of(code).is_some() && g.alive(p))
+            });
+            snap.waits.push(WaitInfo {
+                pid: proc.tgid,
+                device: e.device.load(Relaxed),
+                stream: e.stream.load(Relaxed),
+                notify_device: nd,
+                notify_id: ni,
+                creator,
+                waited_ms: now.saturating_sub(e.queued_ns.load(Relaxed)) / 1_000_000,
+                timeout_s: e.timeout_s.load(Relaxed),
+                running: state == WAIT_RUNNING,
+                releasable,
+            });
+        }
+    }
+    let hdr = reg.header();
+    snap.hazards.exporter_closed_first =
+        hdr.hazards[HAZARD_EXPORTER_CLOSED_FIRST as usize].load(Relaxed);
+    snap.hazards.freed_while_imported =
+        hdr.hazards[HAZARD_FREED_WHILE_IMPORTED as usize].load(Relaxed);
+    let seq = hdr.hazard_seq.load(Relaxed);
+    for k in seq.saturating_sub(HAZARD_LOG as u64)..seq {
+        let entry = hdr.hazard_log[(k as usize) % HAZARD_LOG].load(Relaxed);
+        let kind = match entry as u32 {
+            HAZARD_EXPORTER_CLOSED_FIRST => "exporter-closed-first",
+            HAZARD_FREED_WHILE_IMPORTED => "freed-while-imported",
+            _ => "unknown",
+        };
+        snap.hazards.recent.push(((entry >> 32) as i32, kind));
+    }
+    let allocs = hdr.alloc_high_water.load(Relaxed).min(ALLOC_SLOTS);
+    for i in 0..allocs {
+        let a = reg.alloc_slot(i);
+        let state = a.state.load(Relaxed);
+        if state == ALLOC_FREE {
+            continue;
+        }
+        snap.allocations.push(AllocInfo {
+            device: a.device.load(Relaxed),
+            size: a.size.load(Relaxed),
+            owner: (state == ALLOC_LIVE)
+                .then(|| tgid_of(a.owner.load(Relaxed)))
+                .flatten(),
+            imports: a.imports.load(Relaxed),
+        });
+    }
+    let exports = hdr.export_high_water.load(Relaxed).min(EXPORT_SLOTS);
+    for i in 0..exports {
+        let e = reg.export_slot(i);
+        let state = e.state.load(Relaxed);
+        if state == EXPORT_SLOT_FREE {
+            continue;
+        }
+        let alloc = e.alloc.load(Relaxed).min(ALLOC_SLOTS - 1);
+        let len = (e.whitelist_len.load(Relaxed) as usize).min(MEM_IMPORTERS);
+        snap.exports.push(ExportInfo {
+            device: reg.alloc_slot(alloc).device.load(Relaxed),
+            offset: e.offset.load(Relaxed),
+            size: e.size.load(Relaxed),
+            exporter: e.exporter_tgid.load(Relaxed),
+            state: match (state, e.flags.load(Relaxed) & 1) {
+                (EXPORT_SLOT_LIVE, 0) => "whitelist",
+                (EXPORT_SLOT_LIVE, _) => "any-pid",
+                _ => "closed",
+            },
+            whitelist: e.whitelist[..len]
+                .iter()
+                .map(|w| w.tgid.load(Relaxed))
+                .collect(),
+            importers: e
+                .importers
+                .iter()
+                .filter_map(|h| tgid_of(h.load(Relaxed)))
+                .collect(),
+        });
     }
     Ok(snap)
 }

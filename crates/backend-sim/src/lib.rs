@@ -23,8 +23,10 @@ pub mod inspect;
 mod memory;
 pub mod raw;
 mod registry;
+pub mod role;
 mod shm;
 mod stream;
+pub mod trace;
 mod typed;
 mod wake;
 
@@ -38,6 +40,7 @@ pub use config::{
 };
 pub use inspect::{NotifyInfo, ProcessInfo, Snapshot};
 pub use registry::{BareTgidMode, check_namespace};
+pub use trace::ENV_TRACE;
 pub use typed::{
     Sim, SimBuffer, SimDevice, SimEvent, SimMemExport, SimMemImport, SimNotify, SimRuntime,
     SimStream,

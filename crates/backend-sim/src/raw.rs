@@ -83,6 +83,7 @@ impl Session {
         fork::install();
         let reg = Arc::new(reg);
         crate::exit::detach_at_exit(&reg);
+        crate::trace::start(reg.tgid());
         ATTACHED.get().fetch_add(1, Relaxed);
         Arc::new(Self {
             id: NEXT_ID.fetch_add(1, Relaxed),
@@ -95,6 +96,12 @@ impl Session {
             streams: Mutex::default(),
             space: crate::memory::Space::default(),
         })
+    }
+
+    /// This process's device addresses (the test kit's accessors read through it).
+    #[cfg(feature = "testing")]
+    pub(crate) fn space(&self) -> &crate::memory::Space {
+        &self.space
     }
 
     /// A new stream core on `device`, tracked by the session.

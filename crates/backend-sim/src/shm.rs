@@ -16,7 +16,7 @@ use rustix::fs::{FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mm::{MapFlags, ProtFlags};
 
-use crate::registry::layout::{AllocSlot, ExportSlot, Header, NotifySlot, ProcSlot};
+use crate::registry::layout::{AllocSlot, ExportSlot, Header, NotifySlot, ProcSlot, WaitEntry};
 
 /// The structs of the registry's layout: `#[repr(C)]`, made only of atomics, so that any bytes
 /// are a valid value of them and concurrent writes by other processes are not UB. Only those
@@ -27,6 +27,7 @@ impl Shared for ProcSlot {}
 impl Shared for NotifySlot {}
 impl Shared for AllocSlot {}
 impl Shared for ExportSlot {}
+impl Shared for WaitEntry {}
 
 /// Where `shm_open` keeps segments on Linux; lock files live beside them (R9).
 pub(crate) const SHM_DIR: &str = "/dev/shm";

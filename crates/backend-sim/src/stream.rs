@@ -33,6 +33,7 @@ use crate::event::EventCore;
 use crate::fork;
 use crate::memory::{self, Place};
 use crate::registry::NotifyRef;
+use crate::trace::{self, Detail};
 use crate::wake;
 
 /// A host function (H1), already wrapped to run with its stream's context current.
@@ -43,8 +44,8 @@ pub(crate) enum Task {
     #[cfg(test)]
     Nop,
     Record(Arc<NotifyRef>),
-    /// A wait and its deadline (from the enqueue time; `None` waits forever).
-    Wait(Arc<NotifyRef>, Option<Instant>, u32),
+    /// A wait, with its deadline (from the enqueue time; `None` waits forever).
+    Wait(WaitTask),
     /// M2: a copy of `len` bytes; `then` (which may own the host memory) runs after it.
     Copy {
         dst: Place,
@@ -68,13 +69,72 @@ pub(crate) enum Task {
     EventReset(Arc<EventCore>),
 }
 
+/// A queued notify wait (R3), and its entry on this process's wait board (§4 "Diagnosis"),
+/// which it frees when it is done or dropped.
+pub(crate) struct WaitTask {
+    notify: Arc<NotifyRef>,
+    deadline: Option<Instant>,
+    secs: u32,
+    board: Option<u32>,
+}
+
+impl Drop for WaitTask {
+    fn drop(&mut self) {
+        if let Some(i) = self.board.take() {
+            self.notify.registry().board_done(i);
+        }
+    }
+}
+
 impl Task {
     /// Tasks other than notify records and waits run as soon as they are queued (the worker is
     /// woken at once): nothing else would make a program that never synchronizes see them run.
     fn urgent(&self) -> bool {
         !matches!(self, Task::Record(_) | Task::Wait(..))
     }
+
+    /// The task's kind, as traces name it.
+    fn kind(&self) -> &'static str {
+        match self {
+            #[cfg(test)]
+            Task::Nop => "nop",
+            Task::Record(_) => "record",
+            Task::Wait(_) => "wait",
+            Task::Copy { .. } => "copy",
+            Task::Set { .. } => "set",
+            Task::HostFn(_) => "host_fn",
+            Task::EventRecord(..) => "event_record",
+            Task::EventWait(..) => "event_wait",
+            Task::EventReset(_) => "event_reset",
+        }
+    }
+
+    /// What a trace says about it before it runs.
+    fn detail(&self) -> Detail {
+        let notify = |n: &NotifyRef| {
+            let r = n.slot_ref();
+            Some((r.device, r.index))
+        };
+        match self {
+            Task::Record(n) => Detail {
+                notify: notify(n),
+                ..Detail::default()
+            },
+            Task::Wait(w) => Detail {
+                notify: notify(&w.notify),
+                ..Detail::default()
+            },
+            Task::Copy { len, .. } | Task::Set { len, .. } => Detail {
+                bytes: Some(*len),
+                ..Detail::default()
+            },
+            _ => Detail::default(),
+        }
+    }
 }
+
+/// Numbers the streams of this process, for the wait board and traces.
+static NEXT_STREAM: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 
 thread_local! {
     /// The stream whose host function this thread is running (H1), as an address.
@@ -123,10 +183,7 @@ struct State {
     runs: u64,
     /// Threads blocked in `done.wait`: `notify_all` is a system call, skipped when zero.
     sync_waiters: u32,
-    /// The notify a running wait waits on, so a forced destroy can wake it (S1).
-    running_wait: Option<Arc<NotifyRef>>,
-    /// The event a running event wait waits on, likewise.
-    running_event: Option<Arc<EventCore>>,
+
     /// The wakers of pending async synchronizes, one per future (by its id).
     wakers: Vec<(u64, Waker)>,
     next_future: u64,
@@ -153,6 +210,11 @@ struct Seen {
 
 pub(crate) struct StreamCore {
     pub device: i32,
+    /// This stream's number in its process.
+    pub id: u32,
+    /// The flag word a running wait sleeps on, `0` when none does: a forced destroy wakes it
+    /// (S1). Set only around the sleep, so the spinning fast path never touches it.
+    sleeping_on: std::sync::atomic::AtomicUsize,
     /// The fork generation it was made in (R17): a child never touches its locks.
     generation: u64,
     /// `queue.is_empty() && !busy`, published on every change under the lock, so that a record
@@ -185,6 +247,8 @@ impl StreamCore {
     pub(crate) fn new(device: i32) -> Arc<Self> {
         Arc::new(Self {
             device,
+            id: NEXT_STREAM.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            sleeping_on: std::sync::atomic::AtomicUsize::new(0),
             generation: fork::generation(),
             idle: AtomicBool::new(true),
             state: Mutex::default(),
@@ -210,10 +274,59 @@ impl StreamCore {
         // ordered before it, as if it had been enqueued first; within one thread the Acquire
         // load sees every enqueue the thread made.
         if self.idle.load(Acquire) {
+            if trace::on() {
+                return self.record_traced(notify);
+            }
             wake::record(notify.slot());
             return Ok(());
         }
         self.record_queued(notify)
+    }
+
+    /// A record on an idle stream, traced: enqueued, run and ended at once.
+    #[cold]
+    #[inline(never)]
+    fn record_traced(self: &Arc<Self>, notify: &Arc<NotifyRef>) -> Result<()> {
+        let mut st = self.lock();
+        if !(st.queue.is_empty() && !st.busy) {
+            drop(st);
+            return self.record_queued(notify);
+        }
+        st.submitted += 1;
+        let n = st.submitted;
+        self.run_inline(n, &Task::Record(Arc::clone(notify)));
+        st.finished += 1;
+        Ok(())
+    }
+
+    /// Traces a task that runs in the call that enqueued it (an idle stream), and runs it: a
+    /// record, or a wait whose flag is already set (it consumed it already).
+    #[cold]
+    fn run_inline(&self, n: u64, task: &Task) {
+        let mut d = task.detail();
+        trace::event("enqueue", self.id, self.device, n, task.kind(), &d);
+        trace::event("start", self.id, self.device, n, task.kind(), &d);
+        match task {
+            Task::Record(notify) => {
+                let id = trace::record_id();
+                notify
+                    .slot()
+                    .last_record
+                    .store(id, std::sync::atomic::Ordering::Relaxed);
+                wake::record(notify.slot());
+                d.record = Some(id);
+            }
+            Task::Wait(w) => {
+                d.released_by = Some(
+                    w.notify
+                        .slot()
+                        .last_record
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                );
+            }
+            _ => {}
+        }
+        trace::event("end", self.id, self.device, n, task.kind(), &d);
     }
 
     /// The rest of [`record`](Self::record), out of line: the stream had (or has) work queued.
@@ -222,7 +335,12 @@ impl StreamCore {
         let mut st = self.lock();
         if st.queue.is_empty() && !st.busy {
             st.submitted += 1;
-            wake::record(notify.slot());
+            if trace::on() {
+                let n = st.submitted;
+                self.run_inline(n, &Task::Record(Arc::clone(notify)));
+            } else {
+                wake::record(notify.slot());
+            }
             st.finished += 1;
             return Ok(());
         }
@@ -236,10 +354,31 @@ impl StreamCore {
         let mut st = self.lock();
         if st.queue.is_empty() && !st.busy && wake::try_consume(notify.slot()) {
             st.submitted += 1;
+            if trace::on() {
+                let task = Task::Wait(WaitTask {
+                    notify: notify.clone(),
+                    deadline,
+                    secs: timeout_secs,
+                    board: None,
+                });
+                self.run_inline(st.submitted, &task);
+            }
             st.finished += 1;
             return Ok(());
         }
-        self.push(&mut st, Task::Wait(notify.clone(), deadline, timeout_secs))
+        let board =
+            notify
+                .registry()
+                .board_queue(self.id, self.device, notify.slot_ref(), timeout_secs);
+        self.push(
+            &mut st,
+            Task::Wait(WaitTask {
+                notify: notify.clone(),
+                deadline,
+                secs: timeout_secs,
+                board,
+            }),
+        )
     }
 
     /// Enqueues a copy, set, host function or event task (M2, H1, E1).
@@ -282,12 +421,7 @@ impl StreamCore {
         st.shutdown = true;
         let dropped: Vec<Task> = st.queue.drain(..).collect();
         st.finished += dropped.len() as u64;
-        if let Some(n) = &st.running_wait {
-            wake::wake_all(n.slot());
-        }
-        if let Some(e) = &st.running_event {
-            e.wake_all();
-        }
+        wake::wake_address(self.sleeping_on.load(std::sync::atomic::Ordering::SeqCst));
         self.idle.store(!st.busy, Release);
         self.work.notify_all();
         self.done.notify_all();
@@ -305,6 +439,17 @@ impl StreamCore {
             return Err(err!(S1: RT_INVALID_HANDLE, "the stream was destroyed"));
         }
         let urgent = task.urgent();
+        if trace::on() {
+            let d = task.detail();
+            trace::event(
+                "enqueue",
+                self.id,
+                self.device,
+                st.submitted + 1,
+                task.kind(),
+                &d,
+            );
+        }
         st.queue.push_back(task);
         st.submitted += 1;
         self.idle.store(false, Release);
@@ -415,9 +560,48 @@ impl StreamCore {
             let Some(task) = st.queue.pop_front() else {
                 break;
             };
+            // Tasks run in the order they were enqueued: this is the `finished + 1`-th.
+            let n = st.finished + 1;
             drop(st);
             let mut task = task;
+            let traced = trace::on();
+            if traced {
+                trace::event(
+                    "start",
+                    self.id,
+                    self.device,
+                    n,
+                    task.kind(),
+                    &task.detail(),
+                );
+            }
             let outcome = self.execute(&mut task, stop.and_then(|(_, d)| d));
+            if traced {
+                let mut d = task.detail();
+                match (&task, &outcome) {
+                    (Task::Record(notify), _) => {
+                        d.record = Some(
+                            notify
+                                .slot()
+                                .last_record
+                                .load(std::sync::atomic::Ordering::Relaxed),
+                        );
+                    }
+                    (Task::Wait(w), Outcome::Done(Ok(()))) => {
+                        d.released_by = Some(
+                            w.notify
+                                .slot()
+                                .last_record
+                                .load(std::sync::atomic::Ordering::Relaxed),
+                        );
+                    }
+                    (_, Outcome::Done(Err(e))) => d.error = Some(e.code().raw()),
+                    _ => {}
+                }
+                if !matches!(outcome, Outcome::Interrupted) {
+                    trace::event("end", self.id, self.device, n, task.kind(), &d);
+                }
+            }
             match outcome {
                 Outcome::Done(result) => {
                     // Dropping a task's reference may free the slot (R8): not under our lock.
@@ -469,17 +653,24 @@ impl StreamCore {
             #[cfg(test)]
             Task::Nop => Outcome::Done(Ok(())),
             Task::Record(n) => {
+                if trace::on() {
+                    n.slot()
+                        .last_record
+                        .store(trace::record_id(), std::sync::atomic::Ordering::Relaxed);
+                }
                 wake::record(n.slot());
                 Outcome::Done(Ok(()))
             }
-            Task::Wait(n, deadline, secs) => {
+            Task::Wait(w) => {
+                let (n, deadline, secs) = (&w.notify, &w.deadline, &w.secs);
                 let until = match (*deadline, sync_deadline) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };
-                self.lock().running_wait = Some(Arc::clone(n));
-                let consumed = wake::wait(n.slot(), until, &self.abort);
-                self.lock().running_wait = None;
+                if let Some(i) = w.board {
+                    n.registry().board_running(i);
+                }
+                let consumed = wake::wait(n.slot(), until, &self.abort, &self.sleeping_on);
                 if consumed {
                     Outcome::Done(Ok(()))
                 } else if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -527,9 +718,7 @@ impl StreamCore {
                 Outcome::Done(Ok(()))
             }
             Task::EventWait(e, target) => {
-                self.lock().running_event = Some(Arc::clone(e));
                 let reached = e.wait(*target, sync_deadline, &self.abort);
-                self.lock().running_event = None;
                 if reached || e.destroyed.load(std::sync::atomic::Ordering::SeqCst) {
                     Outcome::Done(Ok(()))
                 } else {

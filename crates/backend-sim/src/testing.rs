@@ -29,10 +29,7 @@
 //! }
 //! ```
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::thread::JoinHandle;
 
 use notify_api::Pid;
 use notify_api::conformance::{Peer, PeerLink, Spawner};
@@ -40,12 +37,7 @@ use notify_api::conformance::{Peer, PeerLink, Spawner};
 use crate::{ENV_CAPACITY, ENV_DEVICES, ENV_NAMESPACE, SimBuilder, remove_namespace};
 
 pub use crate::namespace_files;
-
-/// The variable that tells a re-executed test binary which role to play.
-pub const ENV_ROLE: &str = "ASCEND_NOTIFY_TEST_ROLE";
-
-/// Protocol lines start with this, so they stand out from the test harness's own output.
-const LINE_TAG: &str = "@@ ";
+pub use crate::role::{ENV_ROLE, RoleOutput, RoleProcess, RoleSpawner, StdioLink, child_role};
 
 /// A namespace unique to this test and process, removed (segment and lock files) on drop.
 #[derive(Debug)]
@@ -120,136 +112,13 @@ impl Drop for ScopedNamespace {
     }
 }
 
-/// The role this process was started to play, if it is a child started by [`RoleSpawner`].
-pub fn child_role() -> Option<String> {
-    std::env::var(ENV_ROLE).ok()
-}
-
-/// Starts roles in child processes: the current test binary, re-executed so that it runs only
-/// the `#[ignore]`d test `entry` with [`ENV_ROLE`] set.
-#[derive(Clone, Debug)]
-pub struct RoleSpawner {
-    entry: String,
-    env: Vec<(String, String)>,
-}
-
-/// What a finished role left behind.
-#[derive(Debug)]
-pub struct RoleOutput {
-    /// The child's exit status.
-    pub status: ExitStatus,
-    /// Everything it printed on stdout.
-    pub stdout: String,
-    /// Everything it printed on stderr.
-    pub stderr: String,
-}
-
-impl RoleOutput {
-    /// Panics, showing everything the child printed, unless it exited successfully *and*
-    /// printed `marker`: a role's last line, which proves it ran to its end (a role name that
-    /// matches no test also exits successfully, having run nothing). `what` names the run in
-    /// the message.
-    #[track_caller]
-    pub fn assert_passed(&self, what: &str, marker: &str) {
-        assert!(
-            self.status.success() && self.stdout.contains(marker),
-            "{what} failed ({}; expected {marker:?} on stdout):\n--- stdout\n{}\n--- stderr\n{}",
-            self.status,
-            self.stdout,
-            self.stderr
-        );
-    }
-}
-
 impl RoleSpawner {
     /// Children run the test named `entry` (its full path, e.g. `"child"` or `"roles::child"`)
     /// attached to `ns`.
     pub fn new(entry: &str, ns: &ScopedNamespace) -> Self {
-        Self {
-            entry: entry.to_owned(),
-            env: ns.env(),
-        }
-    }
-
-    /// Children run the test named `entry` with this process's environment only: for a child
-    /// that spawns peers of its own in the namespace it was given.
-    pub fn inherit(entry: &str) -> Self {
-        Self {
-            entry: entry.to_owned(),
-            env: Vec::new(),
-        }
-    }
-
-    /// Adds a variable to every child's environment.
-    pub fn env(mut self, key: &str, value: &str) -> Self {
-        self.env.push((key.to_owned(), value.to_owned()));
-        self
-    }
-
-    /// The same spawner with more variables in every child's environment.
-    pub fn with_env(&self, vars: &[(&str, &str)]) -> Self {
-        let mut spawner = self.clone();
-        for (k, v) in vars {
-            spawner = spawner.env(k, v);
-        }
+        let mut spawner = Self::inherit(entry);
+        spawner.env = ns.env();
         spawner
-    }
-
-    fn command(&self, role: &str) -> Command {
-        let exe = std::env::current_exe().expect("the test binary knows its own path");
-        let mut cmd = Command::new(exe);
-        cmd.args([
-            "--exact",
-            &self.entry,
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(ENV_ROLE, role)
-        .envs(self.env.iter().map(|(k, v)| (k, v)));
-        cmd
-    }
-
-    /// Starts `role` with piped stdio, for a line conversation.
-    pub fn start(&self, role: &str) -> RoleProcess {
-        let mut child = self
-            .command(role)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("re-executing the test binary");
-        let stdin = child.stdin.take();
-        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut stderr = child.stderr.take().expect("piped stderr");
-        // Drain stderr on the side so a chatty child can never block on a full pipe.
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
-        RoleProcess {
-            role: role.to_owned(),
-            child,
-            stdin,
-            stdout,
-            stderr: Some(stderr),
-        }
-    }
-
-    /// Runs `role` to completion with no conversation, returning its exit status and output.
-    pub fn run(&self, role: &str) -> RoleOutput {
-        let out = self
-            .command(role)
-            .stdin(Stdio::null())
-            .output()
-            .expect("re-executing the test binary");
-        RoleOutput {
-            status: out.status,
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
     }
 }
 
@@ -259,112 +128,86 @@ impl Spawner for RoleSpawner {
     }
 }
 
-/// A running role: the parent's end of the conversation.
-#[derive(Debug)]
-pub struct RoleProcess {
-    role: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
-    stderr: Option<JoinHandle<String>>,
-}
-
-impl RoleProcess {
-    /// Kills the child with `SIGKILL` (it gets no chance to clean up: R9 must).
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-    }
-
-    /// Waits for the child and returns its status and stderr.
-    pub fn finish(mut self) -> (ExitStatus, String) {
-        drop(self.stdin.take());
-        let status = self.child.wait().expect("waiting for the child");
-        let stderr = self
-            .stderr
-            .take()
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default();
-        (status, stderr)
-    }
-
-    fn stderr_now(&mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.stderr
-            .take()
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default()
-    }
-}
-
 impl Peer for RoleProcess {
     fn pid(&self) -> Pid {
-        Pid(self.child.id() as i32)
+        Pid(RoleProcess::pid(self))
     }
 
     fn send(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin is open until finish");
-        if writeln!(stdin, "{line}")
-            .and_then(|()| stdin.flush())
-            .is_err()
-        {
-            let err = self.stderr_now();
-            panic!(
-                "role {:?} went away before reading {line:?}; its stderr:\n{err}",
-                self.role
-            );
-        }
+        RoleProcess::send(self, line);
     }
 
     fn recv(&mut self) -> String {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            match self.stdout.read_line(&mut line) {
-                Ok(0) | Err(_) => {
-                    let err = self.stderr_now();
-                    panic!(
-                        "role {:?} exited before sending a line; its stderr:\n{err}",
-                        self.role
-                    );
-                }
-                Ok(_) => {
-                    if let Some(msg) = line.strip_prefix(LINE_TAG) {
-                        return msg.trim_end().to_owned();
-                    }
-                }
-            }
-        }
+        RoleProcess::recv(self)
     }
 
     fn wait(self: Box<Self>) -> i32 {
-        let role = self.role.clone();
-        let (status, stderr) = (*self).finish();
-        if !status.success() && !stderr.is_empty() {
-            eprintln!("role {role:?} stderr:\n{stderr}");
-        }
-        status.code().unwrap_or(-1)
+        (*self).wait_code()
     }
 }
 
-/// The child's end: protocol lines on stdout (tagged), the parent's lines on stdin.
-#[derive(Debug, Default)]
-pub struct StdioLink;
-
 impl PeerLink for StdioLink {
     fn send(&mut self, line: &str) {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{LINE_TAG}{line}");
-        let _ = out.flush();
+        StdioLink::send(self, line);
     }
 
     fn recv(&mut self) -> String {
-        let mut line = String::new();
-        match std::io::stdin().lock().read_line(&mut line) {
-            Ok(n) if n > 0 => line.trim_end().to_owned(),
-            _ => panic!("the parent went away"),
-        }
+        StdioLink::recv(self)
     }
+}
+
+/// Reads simulated device memory from a test, bypassing every rule of the runtime (imported
+/// memory included): the test kit's window on what a program wrote. Never use it in production
+/// code: on an NPU there is no such thing.
+///
+/// # Errors
+/// `RT_PARAM_INVALID` (107000) when `range` is not inside one live allocation or import of this
+/// process.
+pub fn read_device(
+    rt: &crate::SimRuntime,
+    range: notify_api::DeviceRange<'_>,
+) -> notify_api::Result<Vec<u8>> {
+    let (region, off) = rt
+        .session()
+        .space()
+        .resolve(range.addr() as usize, range.len())?;
+    let mut out = vec![0u8; range.len()];
+    let place = crate::memory::Place::Device(region, off);
+    let host = crate::memory::Place::Host(out.as_mut_ptr().addr());
+    // SAFETY: `out` is a live, exclusive buffer of `range.len()` bytes for the call, and the
+    // device place was resolved for that length.
+    unsafe { crate::memory::copy(&host, &place, range.len()) };
+    Ok(out)
+}
+
+/// Writes simulated device memory from a test, bypassing every rule of the runtime: the test
+/// kit's way to set up what a program reads. See [`read_device`].
+///
+/// # Errors
+/// As [`read_device`]; `RT_PARAM_INVALID` when `bytes` is longer than `range`.
+pub fn write_device(
+    rt: &crate::SimRuntime,
+    range: notify_api::DeviceRange<'_>,
+    bytes: &[u8],
+) -> notify_api::Result<()> {
+    if bytes.len() > range.len() {
+        return Err(notify_api::err!(
+            M2: RT_PARAM_INVALID,
+            "{} bytes do not fit a range of {}",
+            bytes.len(),
+            range.len()
+        ));
+    }
+    let (region, off) = rt
+        .session()
+        .space()
+        .resolve(range.addr() as usize, bytes.len())?;
+    let place = crate::memory::Place::Device(region, off);
+    let host = crate::memory::Place::Host(bytes.as_ptr().addr());
+    // SAFETY: `bytes` is a live buffer of its length for the call; the device place was
+    // resolved for that length.
+    unsafe { crate::memory::copy(&place, &host, bytes.len()) };
+    Ok(())
 }
 
 /// proptest strategies for the API's inputs.

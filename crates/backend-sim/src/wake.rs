@@ -65,15 +65,35 @@ pub(crate) fn reset(slot: &NotifySlot) {
     slot.flag.store(0, SeqCst);
 }
 
-/// Wakes every sleeper on the flag without setting it (a forced stream destroy, S1): they
-/// re-check and see their abort.
-pub(crate) fn wake_all(slot: &NotifySlot) {
-    let _ = futex::wake(&slot.flag, futex::Flags::empty(), i32::MAX as u32);
+/// Wakes every sleeper on the flag word at `addr` without setting it (a forced stream destroy,
+/// S1): they re-check and see their abort. `0` is no word.
+pub(crate) fn wake_address(addr: usize) {
+    if addr == 0 {
+        return;
+    }
+    // SAFETY: `FUTEX_WAKE` neither reads nor writes the word: the kernel only looks up who
+    // sleeps on that address. A stale address (the wait ended meanwhile) at worst wakes an
+    // unrelated sleeper spuriously, which every futex waiter tolerates (it re-checks), or fails
+    // with EFAULT; no Rust reference to the word is made here.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            addr as *const u32,
+            libc::FUTEX_WAKE,
+            i32::MAX,
+        );
+    }
 }
 
 /// Waits until the flag is set and consumes it, until `deadline`, or until `abort` is set.
-/// `true` if consumed.
-pub(crate) fn wait(slot: &NotifySlot, deadline: Option<Instant>, abort: &AtomicBool) -> bool {
+/// `true` if consumed. While it sleeps, `sleeping_on` holds the flag's address, so that an
+/// abort can wake it.
+pub(crate) fn wait(
+    slot: &NotifySlot,
+    deadline: Option<Instant>,
+    abort: &AtomicBool,
+    sleeping_on: &std::sync::atomic::AtomicUsize,
+) -> bool {
     if try_consume(slot) {
         return true;
     }
@@ -109,6 +129,7 @@ pub(crate) fn wait(slot: &NotifySlot, deadline: Option<Instant>, abort: &AtomicB
         }
     }
     slot.waiters.fetch_add(1, SeqCst);
+    sleeping_on.store(std::ptr::from_ref(&slot.flag).addr(), SeqCst);
     let consumed = loop {
         if try_consume(slot) {
             break true;
@@ -140,6 +161,7 @@ pub(crate) fn wait(slot: &NotifySlot, deadline: Option<Instant>, abort: &AtomicB
             Err(_) => std::thread::yield_now(),
         }
     };
+    sleeping_on.store(0, SeqCst);
     // Saturating: a count scribbled to zero must not wrap to "4 billion waiters".
     let _ = slot
         .waiters

@@ -81,6 +81,37 @@ pub(crate) struct Header {
     /// The last hazards seen: `(bare tgid << 32) | kind`, a ring indexed by `hazard_seq`.
     pub hazard_log: [AtomicU64; HAZARD_LOG],
     pub hazard_seq: AtomicU64,
+    /// Each process's board of the waits it has queued or running (§4 "Diagnosis").
+    pub waits_offset: AtomicU64,
+}
+
+/// Waits one process can show on its board at once; more still work, unlisted.
+pub(crate) const WAITS_PER_PROC: u32 = 32;
+
+/// `WaitEntry::state`.
+pub(crate) const WAIT_FREE: u32 = 0;
+pub(crate) const WAIT_QUEUED: u32 = 1;
+pub(crate) const WAIT_RUNNING: u32 = 2;
+
+/// One wait a process has queued or running, for the inspector (`ascend-notify-sim waits`).
+/// Written only by its own process, without the registry lock; read racily by the inspector.
+#[repr(C, align(16))]
+pub(crate) struct WaitEntry {
+    pub state: AtomicU32,
+    /// The stream's number in its process.
+    pub stream: AtomicU32,
+    /// The stream's device.
+    pub device: AtomicI32,
+    pub notify_device: AtomicU32,
+    pub notify_index: AtomicU32,
+    pub notify_generation: AtomicU32,
+    /// The wait's timeout in seconds (0: forever, R3).
+    pub timeout_s: AtomicU32,
+    pub _reserved: AtomicU32,
+    /// When it was queued (`CLOCK_BOOTTIME` ns).
+    pub queued_ns: AtomicU64,
+    /// When it started running, 0 while queued.
+    pub running_ns: AtomicU64,
 }
 
 /// Kinds of §5 hazards: an exporter closed its key while importers still held the memory;
@@ -203,9 +234,13 @@ pub(crate) struct NotifySlot {
     pub waiters: AtomicU32,
     /// `1 + cpu` of the last recorder, `0` if unknown: a waiter on the same CPU does not spin.
     pub recorder_cpu: AtomicU32,
+    pub _align: AtomicU32,
+    /// With tracing on (§4 "Diagnosis"): the id of the last record that set the flag, so the
+    /// wait it releases can name it (`(tgid << 32) | sequence`, 0 for none).
+    pub last_record: AtomicU64,
     /// Keeps the cold fields off the hot line; atomics too, so that every byte of the segment
     /// is an atomic (see the module docs).
-    pub _hot_pad: [AtomicU32; 13],
+    pub _hot_pad: [AtomicU32; 10],
     pub state: AtomicU32,
     pub generation: AtomicU32,
     /// The creator's holder code, `0` once the creator is gone.
@@ -245,6 +280,7 @@ pub(crate) struct Layout {
     pub notifies_offset: u64,
     pub allocs_offset: u64,
     pub exports_offset: u64,
+    pub waits_offset: u64,
     pub total_size: u64,
 }
 
@@ -260,7 +296,11 @@ impl Layout {
         let exports_offset = (allocs_offset
             + u64::from(ALLOC_SLOTS) * size_of::<AllocSlot>() as u64)
             .next_multiple_of(4096);
-        let total_size = exports_offset + u64::from(EXPORT_SLOTS) * size_of::<ExportSlot>() as u64;
+        let waits_offset = (exports_offset
+            + u64::from(EXPORT_SLOTS) * size_of::<ExportSlot>() as u64)
+            .next_multiple_of(4096);
+        let total_size = waits_offset
+            + u64::from(max_procs) * u64::from(WAITS_PER_PROC) * size_of::<WaitEntry>() as u64;
         Self {
             devices,
             capacity,
@@ -269,6 +309,7 @@ impl Layout {
             notifies_offset,
             allocs_offset,
             exports_offset,
+            waits_offset,
             total_size,
         }
     }
@@ -281,4 +322,5 @@ const _: () = assert!(size_of::<NotifySlot>() == 448);
 const _: () = assert!(align_of::<NotifySlot>() == 64);
 const _: () = assert!(size_of::<Header>() % 64 == 0);
 const _: () = assert!(size_of::<AllocSlot>() == 64);
+const _: () = assert!(size_of::<WaitEntry>() == 48);
 const _: () = assert!(size_of::<ExportSlot>() == 64 + 128 + 512);

@@ -14,6 +14,7 @@
 //! Everything read from shared memory is checked before it is used as an index or a length
 //! (R14); a header that fails the checks refuses the attach with 507000.
 
+pub(crate) mod board;
 pub(crate) mod layout;
 pub(crate) mod memory;
 pub(crate) mod policy;
@@ -238,6 +239,14 @@ impl Registry {
             .expect("validated layout holds every export entry")
     }
 
+    /// Entry `i` of process slot `proc`'s wait board (both in range: callers check, R14).
+    pub(crate) fn wait_entry(&self, proc: u32, i: u32) -> &layout::WaitEntry {
+        let flat = u64::from(proc) * u64::from(layout::WAITS_PER_PROC) + u64::from(i);
+        self.map()
+            .entry(self.layout.waits_offset, flat)
+            .expect("validated layout holds every wait entry")
+    }
+
     /// Takes the registry lock.
     pub(crate) fn lock(&self) -> Result<Guard<'_>> {
         let local = self.local.lock().unwrap_or_else(PoisonError::into_inner);
@@ -266,6 +275,7 @@ impl Registry {
         if !self.is_own() {
             return;
         }
+        crate::trace::flush();
         let Ok(mut g) = self.lock() else { return };
         g.local.detached = true;
         let last = procs::unregister(&mut g);

@@ -104,6 +104,7 @@ pub(crate) fn register(
     p.nonce.store(nonce, Relaxed);
     p.start_ns.store(start_ns, Relaxed);
     p.pid_ns.store(my_ns, Relaxed);
+    reg.board_clear(slot);
     p.state.store(PROC_LIVE, Relaxed);
     hdr.proc_hint.store(slot + 1, Relaxed);
     if hdr.proc_high_water.load(Relaxed) <= slot {
@@ -144,6 +145,7 @@ pub(crate) fn unregister(g: &mut Guard<'_>) -> bool {
     let Some(me) = reg.me() else { return false };
     super::slots::release_all(g);
     let _ = std::fs::remove_file(&me.lock_path);
+    reg.board_clear(me.slot);
     free_proc(g, me.slot);
     super::memory::reclaim_dead(g, &[me.code]);
     // Still holding our shared lock, under the registry lock: exclusive means nobody else is

@@ -75,6 +75,7 @@ fn reclaim_procs(g: &mut Guard<'_>, dead: &[u32]) {
         codes.push(holder_code(p, slot.generation.load(Relaxed)));
         lock_paths.push(shm::proc_lock_path(reg.namespace(), p as usize, nonce));
         g.local.peer_locks.remove(&(p, nonce));
+        reg.board_clear(p);
         // From here on their codes count as departed, wherever they are met.
         super::procs::free_proc(g, p);
     }

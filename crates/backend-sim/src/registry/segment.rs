@@ -180,6 +180,7 @@ fn init_header(map: &Mapping, layout: &Layout, ns: &str, cfg: &Config) {
     h.notifies_offset.store(layout.notifies_offset, Relaxed);
     h.allocs_offset.store(layout.allocs_offset, Relaxed);
     h.exports_offset.store(layout.exports_offset, Relaxed);
+    h.waits_offset.store(layout.waits_offset, Relaxed);
     h.device_memory.store(cfg.device_memory, Relaxed);
     h.pid_ns.store(shm::pid_namespace(), Relaxed);
     h.magic.store(MAGIC, Relaxed);
@@ -230,6 +231,7 @@ fn validate_header(map: &Mapping, ns: &str, size: u64) -> Result<Layout> {
         && h.notifies_offset.load(Relaxed) == layout.notifies_offset
         && h.allocs_offset.load(Relaxed) == layout.allocs_offset
         && h.exports_offset.load(Relaxed) == layout.exports_offset
+        && h.waits_offset.load(Relaxed) == layout.waits_offset
         && h.total_size.load(Relaxed) == layout.total_size
         && h.ns_hash.load(Relaxed) == ns_hash(ns);
     if !fields_ok {

@@ -51,6 +51,10 @@ impl NotifyRef {
         self.slot
     }
 
+    pub(crate) fn registry(&self) -> &Arc<Registry> {
+        &self.reg
+    }
+
     /// The handle's destroy released this reference already (see `Registry::handle_destroyed`).
     pub(crate) fn mark_released(&self) {
         self.released.store(true, Relaxed);
