@@ -197,14 +197,11 @@ mod c {
     }
 }
 
-/// Whether `text` starts with a rule: `R<digits>:` (§3), or `M`, `H`, `E`, `C` or `S` and digits
-/// (the rules of §5 and §6, e.g. `C1:` for contexts).
+/// Whether `text` starts with a rule as `SEMANTICS.md` writes it and `notify_api::Rule` lists
+/// it (`R7:`, `C1:`, `§4:`), then a colon.
 fn cites_rule(text: &str) -> bool {
-    let Some(rest) = text.strip_prefix(['R', 'M', 'H', 'E', 'C', 'S']) else {
-        return false;
-    };
-    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    digits > 0 && rest[digits..].starts_with(':')
+    text.split_once(':')
+        .is_some_and(|(label, _)| notify_api::Rule::ALL.iter().any(|r| r.as_str() == label))
 }
 
 /// Runs rows and collects every mismatch, so one run reports all of them.

@@ -122,13 +122,11 @@ mod c {
     }
 }
 
-/// Whether `text` starts with a rule: `R<digits>:`.
+/// Whether `text` starts with a rule as `SEMANTICS.md` writes it and `notify_api::Rule` lists
+/// it (`R7:`, `C1:`, `§4:`), then a colon.
 fn cites_rule(text: &str) -> bool {
-    let Some(rest) = text.strip_prefix('R') else {
-        return false;
-    };
-    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    digits > 0 && rest[digits..].starts_with(':')
+    text.split_once(':')
+        .is_some_and(|(label, _)| notify_api::Rule::ALL.iter().any(|r| r.as_str() == label))
 }
 
 /// Rows that collect their failures instead of panicking (a forked child reports them through a
