@@ -41,6 +41,8 @@ const DRV_INTERNAL_ERROR: i32 = 507_899;
 const CHILD_DEADLINE: Duration = Duration::from_secs(30);
 /// The forked child's own backstop (`alarm`), in seconds.
 const CHILD_ALARM_S: u32 = 45;
+/// How many times each kind of child is forked.
+const FORK_ROUNDS: usize = 8;
 /// The `forker` role's backstop, in seconds.
 const FORKER_ALARM_S: u32 = 120;
 
@@ -358,7 +360,10 @@ fn forker() {
     };
     std::thread::sleep(Duration::from_millis(50));
 
-    for exit in [Exit::Full, Exit::NeverAttached, Exit::WithoutFinalize] {
+    // Several rounds, so that some fork lands while the recording thread is inside a call
+    // (holding its stream's or its cache's lock).
+    let rounds = [Exit::Full, Exit::NeverAttached, Exit::WithoutFinalize].repeat(FORK_ROUNDS);
+    for exit in rounds {
         let report = fork_and_wait(exit, &inherited, &key, &ns);
         print!("{report}");
         t.expect(
