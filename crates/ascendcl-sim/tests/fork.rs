@@ -22,8 +22,6 @@
 //! has one too. The forked child reports through a pipe with `write(2)`, never through the
 //! standard streams, whose locks another thread of the parent may have held at the fork.
 
-mod common;
-
 use std::ffi::{CStr, c_char, c_void};
 use std::time::{Duration, Instant};
 
