@@ -444,7 +444,7 @@ pub(crate) fn purge_all() -> Purged {
 #[cfg(test)]
 mod tests {
     use std::ffi::c_void;
-    use std::sync::mpsc;
+    use std::sync::{Arc, mpsc};
 
     use backend_sim::testing::{RoleSpawner, ScopedNamespace, child_role};
 
@@ -526,7 +526,7 @@ mod tests {
 
     fn live_notifies() -> usize {
         let ns = std::env::var(backend_sim::ENV_NAMESPACE).expect("run by RoleSpawner");
-        backend_sim::inspect(&ns)
+        backend_sim::inspect::inspect(&ns)
             .expect("inspect")
             .map_or(0, |s| s.notifies.len())
     }
@@ -539,11 +539,13 @@ mod tests {
         })
     }
 
-    /// A record through `cache` (which need not be registered), as `aclrtRecordNotify` does.
-    fn record_via(cache: &ThreadCache, n: u64, s: u64) -> i32 {
+    /// A record through `cache` (which need not be registered), as `aclrtRecordNotify` does:
+    /// the cache resolves the tokens, `raw::record` checks the lookups in R15 order.
+    fn record_via(cache: &Arc<ThreadCache>, n: u64, s: u64) -> i32 {
         let rc = run(cache, |hot: Hot<'_>| {
-            let (n, s) = hot.enqueue_args(h(n), h(s))?;
-            notify_api::Notify::record(n, s)
+            let session = &hot.rt.session;
+            let (n, s) = hot.enqueue_args(h(n), h(s));
+            backend_sim::raw::record(session, backend_sim::raw::Cx::Current, n, s)
         });
         rc.map_or_else(|e| e.code().raw(), |()| SUCCESS)
     }
@@ -710,7 +712,8 @@ mod tests {
         // The window the hints close: a cache the destroyer did not see (here: one that is not
         // registered at all) still never serves the destroyed handle, and lets go of it at the
         // end of the next call.
-        let unseen = ThreadCache::default();
+        // (Not forked: its generation, 0, is this process's, so `run` does not register it.)
+        let unseen = Arc::new(ThreadCache::default());
         let before = live_notifies();
         let n4 = create_notify();
         assert_eq!(record_via(&unseen, n4, s3), SUCCESS);

@@ -330,17 +330,44 @@ impl<T> Table<T> {
 mod tests {
     use super::*;
 
+    /// The layout of the module docs: the kind now takes 2 bits (30..=31, for contexts and
+    /// events too) and the generation 10 (20..=29), so the largest generation is 0x3ff (it was
+    /// 0x7ff with 11 bits and a 1-bit kind at bit 31).
     #[test]
     fn token_fields_round_trip() {
         let t = Token {
             tag: 0xa5a5_0001,
             kind: 1,
-            generation: 0x7ff,
+            generation: 0x3ff,
             index: 0xf_ffff,
         };
         assert_eq!(Token::decode(t.encode()), t);
         assert_eq!(t.encode() >> 32, 0xa5a5_0001);
-        assert_eq!((t.encode() >> 31) & 1, 1);
+        assert_eq!(
+            (t.encode() >> 30) & 0b11,
+            1,
+            "the kind sits at bits 30..=31"
+        );
+        assert_eq!(
+            (t.encode() >> 20) & 0x3ff,
+            0x3ff,
+            "the generation at 20..=29"
+        );
+        for kind in [Kind::Notify, Kind::Stream, Kind::Context, Kind::Event] {
+            let t = Token {
+                kind: kind.bit(),
+                ..t
+            };
+            assert_eq!(Token::decode(t.encode()), t);
+            assert_eq!(Kind::from_bit(Token::decode(t.encode()).kind), Some(kind));
+        }
+        // A generation wider than its 10 bits wraps instead of spilling into the kind.
+        let wide = Token {
+            generation: 0x7ff,
+            ..t
+        };
+        assert_eq!(Token::decode(wide.encode()).generation, 0x3ff);
+        assert_eq!(Token::decode(wide.encode()).kind, 1);
     }
 
     #[test]
@@ -348,9 +375,11 @@ mod tests {
         let notifies: Table<u32> = Table::new(7, Kind::Notify);
         let streams: Table<u32> = Table::new(7, Kind::Stream);
         let other: Table<u32> = Table::new(8, Kind::Notify);
+        let contexts: Table<u32> = Table::new(7, Kind::Context);
         let a = notifies.insert(10).unwrap();
         let b = notifies.insert(11).unwrap();
         let s = streams.insert(12).unwrap();
+        let x = contexts.insert(13).unwrap();
         assert!(!a.is_null() && a != b);
         assert_eq!(*notifies.get(a).unwrap(), 10);
         assert_eq!(*notifies.get(b).unwrap(), 11);
@@ -358,6 +387,9 @@ mod tests {
         assert_eq!(code(notifies.get(s)), 107_017, "a stream is not a notify");
         assert_eq!(code(streams.get(a)), 107_017, "a notify is not a stream");
         assert_eq!(code(other.get(a)), 107_017, "another tag is foreign");
+        assert_eq!(code(notifies.get(x)), 107_017, "a context is not a notify");
+        assert_eq!(code(contexts.get(s)), 107_017, "a stream is not a context");
+        assert_eq!(*contexts.get(x).unwrap(), 13);
         assert_eq!(code(notifies.get(to_handle(raw(a) + 100))), 107_017);
         assert_eq!(*notifies.remove(a).unwrap(), 10);
         assert_eq!(code(notifies.get(a)), 107_017, "destroyed");

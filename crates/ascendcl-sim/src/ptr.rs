@@ -153,3 +153,91 @@ impl KeyOut {
         key.write_c_buf(buf)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code<T: std::fmt::Debug>(r: Result<T>) -> i32 {
+        r.unwrap_err().code().raw()
+    }
+
+    #[test]
+    fn null_pointers_are_invalid_param() {
+        // SAFETY: NULL is allowed by every constructor's contract.
+        unsafe {
+            assert_eq!(code(Out::<i32>::new(std::ptr::null_mut(), "x")), 100_000);
+            assert_eq!(code(ArrayIn::<i32>::new(std::ptr::null(), 1, "x")), 100_000);
+            assert_eq!(code(KeyIn::new(std::ptr::null(), "key")), 100_000);
+            assert_eq!(code(KeyOut::new(std::ptr::null_mut(), 65, "key")), 100_000);
+        }
+        // SAFETY: as above.
+        let e = unsafe { Out::<i32>::new(std::ptr::null_mut(), "deviceId") }.unwrap_err();
+        assert!(e.reason().starts_with("R15:"), "{}", e.reason());
+        assert!(e.reason().contains("`deviceId`"), "{}", e.reason());
+    }
+
+    #[test]
+    fn out_writes_unaligned() {
+        let mut buf = [0u8; 9];
+        // SAFETY: bytes 1..9 of `buf` are valid for one (unaligned) u64 write.
+        let out = unsafe { Out::new(buf.as_mut_ptr().add(1).cast::<u64>(), "x") }.unwrap();
+        out.write(0x0102_0304_0506_0708);
+        assert_eq!(
+            u64::from_ne_bytes(buf[1..].try_into().unwrap()),
+            0x0102_0304_0506_0708
+        );
+        assert_eq!(buf[0], 0);
+    }
+
+    #[test]
+    fn array_in_reads_len_elements_and_refuses_impossible_counts() {
+        let pids = [7i32, 8, 9];
+        // SAFETY: `pids` holds 2 (and 3) readable elements.
+        let two = unsafe { ArrayIn::new(pids.as_ptr(), 2, "pid") }.unwrap();
+        assert_eq!(two.read().unwrap(), [7, 8]);
+        // SAFETY: zero elements are read.
+        let none = unsafe { ArrayIn::new(pids.as_ptr(), 0, "pid") }.unwrap();
+        assert!(none.read().unwrap().is_empty());
+        // A count no array can have is refused before any element is read.
+        // SAFETY: `read` refuses the count without reading.
+        let huge = unsafe { ArrayIn::new(pids.as_ptr(), usize::MAX, "pid") }.unwrap();
+        assert_eq!(code(huge.read()), 107_000);
+    }
+
+    #[test]
+    fn key_in_stops_at_the_nul_or_after_65_bytes() {
+        let key = b"abc\0def";
+        // SAFETY: a NUL-terminated string.
+        let k = unsafe { KeyIn::new(key.as_ptr().cast(), "key") }.unwrap();
+        assert_eq!(k.read(), b"abc\0");
+        let long = [b'a'; 100];
+        // SAFETY: 100 readable bytes, more than the 65 read.
+        let k = unsafe { KeyIn::new(long.as_ptr().cast(), "key") }.unwrap();
+        assert_eq!(k.read(), [b'a'; EXPORT_KEY_LEN]);
+    }
+
+    #[test]
+    fn key_out_writes_65_bytes_zero_padded_and_nothing_past() {
+        let key = ExportKey::new("k3y").unwrap();
+        let mut buf = [0xffu8; 80];
+        // SAFETY: 80 writable bytes.
+        let out = unsafe { KeyOut::new(buf.as_mut_ptr().cast(), buf.len(), "key") }.unwrap();
+        assert_eq!(out.len(), 80);
+        out.write(&key).unwrap();
+        assert_eq!(&buf[..4], b"k3y\0");
+        assert!(
+            buf[4..EXPORT_KEY_LEN].iter().all(|&b| b == 0),
+            "zero-padded"
+        );
+        assert!(
+            buf[EXPORT_KEY_LEN..].iter().all(|&b| b == 0xff),
+            "untouched"
+        );
+        let mut short = [0xffu8; 64];
+        // SAFETY: 64 writable bytes.
+        let out = unsafe { KeyOut::new(short.as_mut_ptr().cast(), 64, "key") }.unwrap();
+        assert_eq!(code(out.write(&key)), 107_000);
+        assert!(short.iter().all(|&b| b == 0xff), "nothing written");
+    }
+}

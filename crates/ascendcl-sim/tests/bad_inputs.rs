@@ -1,7 +1,9 @@
 //! Table-driven bad input through the exported functions (linked as the rlib, called in
 //! process), one row per case: the `aclError` each call must return (R15 order included), and
 //! the `aclGetRecentErrMsg` text after it (starts with the rule after a failure; unchanged after
-//! a success).
+//! a success). Rows whose expected code changed with the revised contract (R5, R6) say so in a
+//! comment that starts with `Contract:` and quotes the rule's new text; rows added for the
+//! revised order of R15 say so with `R15 (revised)`.
 //!
 //! `aclInit` state and the environment are process-wide, so each scenario runs in a child
 //! process of its own (a role of this test binary, the ipc-channel pattern) whose environment
@@ -13,9 +15,13 @@ mod common;
 
 use std::ffi::{c_char, c_void};
 
+use acl_abi::types::{aclrtNotify, aclrtStream};
 use ascendcl::*;
 use backend_sim::testing::{RoleSpawner, ScopedNamespace, StdioLink, child_role};
-use backend_sim::{ENV_NAMESPACE, ENV_VIRTUAL};
+use backend_sim::{
+    ENV_BARE_TGID, ENV_CAPACITY, ENV_DEVICES, ENV_NAMESPACE, ENV_PROCESSES, ENV_VIRTUAL,
+};
+use notify_api::Rule;
 use notify_api::conformance::{Peer, PeerLink};
 
 const SUCCESS: i32 = 0;
@@ -138,13 +144,11 @@ fn raw(handle: *mut c_void) -> u64 {
     handle.addr() as u64
 }
 
-/// Whether `text` starts with a rule: `R<digits>:`.
+/// Whether `text` starts with a rule as `SEMANTICS.md` writes it and `notify_api::Rule` lists
+/// it (`R7:`, `C1:`, `§4:`), then a colon.
 fn cites_rule(text: &str) -> bool {
-    let Some(rest) = text.strip_prefix('R') else {
-        return false;
-    };
-    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    digits > 0 && rest[digits..].starts_with(':')
+    text.split_once(':')
+        .is_some_and(|(label, _)| Rule::ALL.iter().any(|r| r.as_str() == label))
 }
 
 /// Runs rows and collects every mismatch, so one run reports all of them.
@@ -198,7 +202,7 @@ impl Witness {
     }
 
     fn look(&self) -> String {
-        let snap = backend_sim::inspect(&self.namespace)
+        let snap = backend_sim::inspect::inspect(&self.namespace)
             .expect("inspect")
             .expect("the namespace exists");
         snap.notifies
@@ -208,7 +212,31 @@ impl Witness {
     }
 }
 
+/// The import whitelist of notify `id` of `device` in namespace `ns`, as the inspector shows it
+/// (bare tgids, without the creator's own first entry).
+fn whitelist(ns: &str, device: u32, id: u32) -> Vec<i32> {
+    backend_sim::inspect::inspect(ns)
+        .expect("inspect")
+        .expect("the namespace exists")
+        .notifies
+        .into_iter()
+        .find(|n| n.device == device && n.id == id)
+        .map(|n| n.whitelist)
+        .expect("the notify is live")
+}
+
 impl Rows {
+    /// A fact about the state the rows left (read with the inspector, not through a call).
+    fn expect(&mut self, name: &str, holds: bool) {
+        self.count += 1;
+        if holds {
+            println!("ok    {name}");
+        } else {
+            println!("FAIL  {name}");
+            self.failures.push(name.to_owned());
+        }
+    }
+
     /// Runs `call`, which must return `want`; after a failure the thread's error text must cite
     /// a rule (and contain `needle`), after a success it must be exactly what it was.
     fn check(&mut self, name: &str, want: i32, needle: &str, call: impl FnOnce() -> i32) {
@@ -287,6 +315,9 @@ fn child() {
         "virtual" => virtual_instance(),
         "peer" => peer(),
         "race" => race(),
+        "table_full" => table_full(),
+        "refused_by_full_table" => refused_by_full_table(),
+        "bad_config" => bad_config(),
         other => panic!("unknown role {other}"),
     }
 }
@@ -324,6 +355,121 @@ fn virtualization_instance_rows() {
 #[test]
 fn destroy_and_finalize_under_concurrent_use() {
     run_rows("race", &[], true);
+}
+
+/// §4: `aclInit` in a namespace whose process table is full (`ASCEND_NOTIFY_SIM_PROCESSES`,
+/// fixed by the creator) fails with 507000 and a message naming the variable.
+#[test]
+fn init_refused_when_the_process_table_is_full() {
+    run_rows("table_full", &[(ENV_PROCESSES, "1")], true);
+}
+
+/// The variable that tells the `bad_config` role what its `aclInit` refusal must mention.
+const ENV_NEEDLE: &str = "ASCENDCL_TEST_NEEDLE";
+
+/// §4 and §2: `aclInit` with a bad configuration fails with 107000 and attaches nothing; like
+/// every failing call it must leave a text that starts with its rule.
+///
+/// Fails today (library bug) on the text only: these refusals are `notify_api::Error::Config`
+/// values, whose reason carries no rule (`namespace "bad/name" is invalid: ...`,
+/// `ASCEND_NOTIFY_SIM_VIRTUAL="yes": expected 1 or 0`), while the other refusal of `aclInit`,
+/// the full process table, starts with `§4:`.
+#[test]
+fn init_refusals_of_a_bad_configuration_cite_their_rule() {
+    let cases = [
+        (ENV_NAMESPACE, "bad/name", "bad/name"),
+        (ENV_VIRTUAL, "yes", ENV_VIRTUAL),
+        (ENV_DEVICES, "0", ENV_DEVICES),
+        (ENV_CAPACITY, "many", ENV_CAPACITY),
+        (ENV_BARE_TGID, "weird", ENV_BARE_TGID),
+    ];
+    let mut failed = Vec::new();
+    for (var, value, needle) in cases {
+        let ns = ScopedNamespace::new("shim-bad-config");
+        let out = RoleSpawner::new("child", &ns)
+            .env(var, value)
+            .env(ENV_NEEDLE, needle)
+            .run("bad_config");
+        if !(out.status.success() && out.stdout.contains("bad_config: all")) {
+            failed.push(format!("{var}={value:?}:\n{}{}", out.stdout, out.stderr));
+        }
+        let left = common::shm_leftovers(ns.name());
+        assert!(
+            left.is_empty(),
+            "{var}={value:?} left in /dev/shm: {left:?}"
+        );
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+/// The creator of a namespace with one process slot: a second process is refused at `aclInit`.
+fn table_full() {
+    let mut t = Rows::default();
+    let mut n = std::ptr::null_mut();
+    t.row("aclInit: the namespace's only process", SUCCESS, || {
+        aclInit(std::ptr::null())
+    });
+    let ns_name = std::env::var(ENV_NAMESPACE).expect("the namespace is in the environment");
+    let placeholder = ScopedNamespace::new("unused");
+    RoleSpawner::new("child", &placeholder)
+        .env(ENV_NAMESPACE, &ns_name)
+        .run("refused_by_full_table")
+        .assert_passed("the second process", "refused_by_full_table: all");
+    drop(placeholder);
+    t.row(
+        "set device 0: the first process is unharmed",
+        SUCCESS,
+        || aclrtSetDevice(0),
+    );
+    t.row("create", SUCCESS, || c::create_notify(Some(&mut n), 0));
+    t.row("destroy", SUCCESS, || aclrtDestroyNotify(n));
+    t.row("aclFinalize", SUCCESS, || aclFinalize());
+    assert!(!backend_sim::namespace_exists(&ns_name));
+    t.finish("table_full");
+}
+
+fn refused_by_full_table() {
+    let mut t = Rows::default();
+    t.check(
+        "aclInit with the process table full",
+        INTERNAL_ERROR,
+        ENV_PROCESSES,
+        || aclInit(std::ptr::null()),
+    );
+    t.row("set device: not attached", UNINITIALIZE, || {
+        aclrtSetDevice(0)
+    });
+    t.row("aclFinalize: not attached", UNINITIALIZE, || aclFinalize());
+    t.finish("refused_by_full_table");
+}
+
+/// `aclInit` refused by the configuration in the environment; the text must mention
+/// `ASCENDCL_TEST_NEEDLE`.
+fn bad_config() {
+    let mut t = Rows::default();
+    let needle = std::env::var(ENV_NEEDLE).expect("run by the test");
+    let ns = std::env::var(ENV_NAMESPACE).expect("run by RoleSpawner");
+    t.check(
+        "aclInit with a bad configuration",
+        PARAM_INVALID,
+        &needle,
+        || aclInit(std::ptr::null()),
+    );
+    t.row("set device: not attached", UNINITIALIZE, || {
+        aclrtSetDevice(0)
+    });
+    t.check(
+        "aclInit again: the same refusal",
+        PARAM_INVALID,
+        &needle,
+        || aclInit(std::ptr::null()),
+    );
+    t.row("aclFinalize: not attached", UNINITIALIZE, || aclFinalize());
+    if backend_sim::check_namespace(&ns).is_ok() {
+        let left = backend_sim::namespace_files(&ns);
+        assert!(left.is_empty(), "a refused aclInit created {left:?}");
+    }
+    t.finish("bad_config");
 }
 
 fn table() {
@@ -518,6 +664,7 @@ fn table() {
     t.row("notify id of n0", SUCCESS, || {
         c::notify_id(n0, Some(&mut id))
     });
+    let n0_id = id;
     assert!(!n0.is_null() && !s0.is_null() && n0 != n1);
 
     // --- step 4: invalid handles (R10) ---------------------------------------------------------
@@ -637,10 +784,38 @@ fn table() {
     t.row("set device 0 again", SUCCESS, || aclrtSetDevice(0));
 
     // --- export and whitelist (R5, R6) ---------------------------------------------------------
-    let me = std::process::id() as i32;
+    let mut me = 0;
+    t.row("bare tgid", SUCCESS, || c::bare_tgid(Some(&mut me)));
+    assert_eq!(
+        me,
+        std::process::id() as i32,
+        "R16: in the namespace creator's PID namespace the bare tgid is getpid()"
+    );
+    let ns_name = std::env::var(ENV_NAMESPACE).expect("the namespace is in the environment");
+    let whitelist_of_n0 = || whitelist(&ns_name, 0, n0_id);
     t.check("set pid before export", PARAM_INVALID, "R6", || {
         c::set_pids(n0, Some(&[me]))
     });
+    // R15 (revised): bad arguments (the count, the pid's value) before the state (set-pid
+    // before export); pid 0 is only ignored once the call is allowed.
+    t.check(
+        "set pid(num 2) before export: the count first",
+        PARAM_INVALID,
+        "one pid per call",
+        || c::set_pids(n0, Some(&[me, 1_000_000])),
+    );
+    t.check(
+        "set pid(pid -1) before export: the pid first",
+        PARAM_INVALID,
+        "R6",
+        || c::set_pids(n0, Some(&[-1])),
+    );
+    t.check(
+        "set pid(pid 0) before export: the state, not ignored",
+        PARAM_INVALID,
+        "exported before",
+        || c::set_pids(n0, Some(&[0])),
+    );
     t.check("export with len 64", PARAM_INVALID, "R5", || {
         c::export(n0, Some(&mut [0u8; 64]), 0)
     });
@@ -669,32 +844,151 @@ fn table() {
         "nothing written past 65 bytes"
     );
     let key0 = big[..=nul].to_vec();
+    t.expect(
+        "the whitelist starts empty (R7)",
+        whitelist_of_n0().is_empty(),
+    );
     t.check("export n0 twice", INTERNAL_ERROR, "R5", || {
         c::export(n0, Some(&mut key), 0)
     });
+    // R15 (revised): the arguments (flags, length) before the state (export twice).
+    t.check(
+        "export n0 twice with flag 0x1: the flags first",
+        PARAM_INVALID,
+        "flag",
+        || c::export(n0, Some(&mut key), 0x1),
+    );
+    t.check(
+        "export n0 twice with len 64: the length first",
+        PARAM_INVALID,
+        "R5",
+        || c::export(n0, Some(&mut [0u8; 64]), 0),
+    );
     t.row("set pid(num 0)", PARAM_INVALID, || {
         c::set_pids(n0, Some(&[]))
     });
-    t.row("set pid(pid 0)", PARAM_INVALID, || {
-        c::set_pids(n0, Some(&[0]))
-    });
+    // Contract: R6 revised, "Pid 0 and the creator's own pid are accepted and ignored" (pid 0
+    // was 107000).
+    t.row("set pid(pid 0)", SUCCESS, || c::set_pids(n0, Some(&[0])));
     t.row("set pid(own pid)", SUCCESS, || c::set_pids(n0, Some(&[me])));
+    // Contract: R6 revised, "`num > 1` → 107000: the driver takes exactly one pid per call"
+    // (two pids in one call were a success). The one-pid form below keeps the no-op.
+    t.check(
+        "set pid(own pid twice in one call)",
+        PARAM_INVALID,
+        "one pid per call",
+        || c::set_pids(n0, Some(&[me, me])),
+    );
     t.row("set pid(own pid) again: no-op", SUCCESS, || {
-        c::set_pids(n0, Some(&[me, me]))
+        c::set_pids(n0, Some(&[me]))
     });
+    t.check("set pid(pid -1)", PARAM_INVALID, "R6", || {
+        c::set_pids(n0, Some(&[-1]))
+    });
+    t.row("set pid(pid i32::MIN)", PARAM_INVALID, || {
+        c::set_pids(n0, Some(&[i32::MIN]))
+    });
+    t.expect(
+        "pid 0 and the creator's own bare tgid were ignored (R6)",
+        whitelist_of_n0().is_empty(),
+    );
     let too_many: Vec<i32> = (1_000_000..1_000_064).collect();
-    t.check("set pid(64 more: 65 in all)", PARAM_INVALID, "R6", || {
+    // Contract: R6 revised, "`num > 1` → 107000" (the code is the same, but the reason was the
+    // old cap of 64 pids).
+    t.check("set pid(64 pids in one call)", PARAM_INVALID, "R6", || {
         c::set_pids(n0, Some(&too_many))
     });
-    t.row("set pid(63 more: 64 in all)", SUCCESS, || {
-        c::set_pids(n0, Some(&too_many[..63]))
+    // Contract: R6 revised, "`num > 1` → 107000" (63 pids in one call were a success).
+    t.check(
+        "set pid(63 pids in one call)",
+        PARAM_INVALID,
+        "one pid per call",
+        || c::set_pids(n0, Some(&too_many[..63])),
+    );
+    t.expect(
+        "the refused counts added nothing",
+        whitelist_of_n0().is_empty(),
+    );
+    // Contract: R6 revised, "The whitelist has 16 entries, the creator's being the first, so it
+    // holds 15 importer pids; one more fails with 507899 and changes nothing" (it held 64).
+    for &p in &too_many[..15] {
+        t.row(
+            &format!("set pid({p}): importer {}", p - 999_999),
+            SUCCESS,
+            || c::set_pids(n0, Some(&[p])),
+        );
+    }
+    t.expect(
+        "the whitelist holds the 15 importers, in order",
+        whitelist_of_n0() == too_many[..15],
+    );
+    t.check(
+        "set pid(a 16th importer)",
+        DRV_INTERNAL_ERROR,
+        "full",
+        || c::set_pids(n0, Some(&[too_many[15]])),
+    );
+    t.expect(
+        "the refused 16th changed nothing",
+        whitelist_of_n0() == too_many[..15],
+    );
+    t.row(
+        "set pid(a pid already present) on a full whitelist",
+        SUCCESS,
+        || c::set_pids(n0, Some(&[too_many[3]])),
+    );
+    t.row(
+        "set pid(own pid) on a full whitelist: ignored",
+        SUCCESS,
+        || c::set_pids(n0, Some(&[me])),
+    );
+    t.row(
+        "set pid(pid 0) on a full whitelist: ignored",
+        SUCCESS,
+        || c::set_pids(n0, Some(&[0])),
+    );
+    t.row("set pid(num 2) on a full whitelist", PARAM_INVALID, || {
+        c::set_pids(n0, Some(&[too_many[15], too_many[16]]))
     });
+    t.expect(
+        "refreshing, ignoring and refusing changed no entry",
+        whitelist_of_n0() == too_many[..15],
+    );
     t.row("export n1 with DISABLE_PID_VALIDATION", SUCCESS, || {
         c::export(n1, Some(&mut key), 0x2)
     });
     t.check("set pid on a DISABLE export", NO_PERMISSION, "R6", || {
         c::set_pids(n1, Some(&[me]))
     });
+    // R15 (revised): bad arguments before the permission (207006); pid 0 is not ignored before
+    // the permission check either.
+    t.check(
+        "set pid(num 2) on a DISABLE export: the count first",
+        PARAM_INVALID,
+        "one pid per call",
+        || c::set_pids(n1, Some(&[1_000_000, 1_000_001])),
+    );
+    t.row(
+        "set pid(num 0) on a DISABLE export: the count first",
+        PARAM_INVALID,
+        || c::set_pids(n1, Some(&[])),
+    );
+    t.row(
+        "set pid(pid -1) on a DISABLE export: the pid first",
+        PARAM_INVALID,
+        || c::set_pids(n1, Some(&[-1])),
+    );
+    t.check(
+        "set pid(pid 0) on a DISABLE export",
+        NO_PERMISSION,
+        "DISABLE_PID_VALIDATION",
+        || c::set_pids(n1, Some(&[0])),
+    );
+    t.row(
+        "set pid(1000000) on a DISABLE export",
+        NO_PERMISSION,
+        || c::set_pids(n1, Some(&[1_000_000])),
+    );
 
     // --- import: flags, key format, resolution (R7) --------------------------------------------
     t.check("import(flag 0x1)", PARAM_INVALID, "flag", || {
@@ -751,7 +1045,6 @@ fn table() {
     });
 
     // --- a second process: foreign handles, importer-side refusals, a real wake-up -----------
-    let ns_name = std::env::var(ENV_NAMESPACE).expect("the namespace is in the environment");
     let placeholder = ScopedNamespace::new("unused");
     let mut peer_proc = RoleSpawner::new("child", &placeholder)
         .env(ENV_NAMESPACE, &ns_name)
@@ -789,7 +1082,7 @@ fn table() {
         INVALID_HANDLE,
         || aclrtDestroyStream(their_stream),
     );
-    // The whitelist is full (64): make room by using a fresh notify for the peer.
+    // n0's whitelist is full (15 importers): the peer uses a fresh notify.
     let mut n2 = std::ptr::null_mut();
     let mut key2 = [0u8; 65];
     t.row("create n2", SUCCESS, || c::create_notify(Some(&mut n2), 0));
@@ -1015,17 +1308,64 @@ fn peer() {
     t.check("peer: import it again", INTERNAL_ERROR, "R7", || {
         c::import(Some(&mut std::ptr::null_mut()), Some(&key), 0x2)
     });
+    // Contract: R5 revised, "507000 on an imported handle: the runtime refuses to export a
+    // notify that is already an IPC notify" (was 207006).
     t.check(
         "peer: export an imported notify",
-        NO_PERMISSION,
+        INTERNAL_ERROR,
         "R5",
         || c::export(n, Some(&mut [0u8; 65]), 0),
     );
+    // R15 (revised): the arguments before the state (export of an imported handle).
+    t.check(
+        "peer: export an imported notify with flag 0x1: the flags first",
+        PARAM_INVALID,
+        "flag",
+        || c::export(n, Some(&mut [0u8; 65]), 0x1),
+    );
+    t.check(
+        "peer: export an imported notify with len 64: the length first",
+        PARAM_INVALID,
+        "R5",
+        || c::export(n, Some(&mut [0u8; 64]), 0),
+    );
+    // Contract: R6 revised, "allowed only in the creating process (507899 elsewhere: the
+    // driver answers EINVAL)" (was 207006).
     t.check(
         "peer: set pid on an imported notify",
-        NO_PERMISSION,
+        DRV_INTERNAL_ERROR,
         "R6",
         || c::set_pids(n, Some(&[1])),
+    );
+    // R15 (revised): the count and the pid's value before the permission (507899); pid 0 is
+    // not ignored before the permission check.
+    t.check(
+        "peer: set pid(num 2) on an imported notify: the count first",
+        PARAM_INVALID,
+        "one pid per call",
+        || c::set_pids(n, Some(&[1, 2])),
+    );
+    t.row(
+        "peer: set pid(num 0) on an imported notify: the count first",
+        PARAM_INVALID,
+        || c::set_pids(n, Some(&[])),
+    );
+    t.row(
+        "peer: set pid(pid -1) on an imported notify: the pid first",
+        PARAM_INVALID,
+        || c::set_pids(n, Some(&[-1])),
+    );
+    t.check(
+        "peer: set pid(pid 0) on an imported notify: not the creator",
+        DRV_INTERNAL_ERROR,
+        "creating process",
+        || c::set_pids(n, Some(&[0])),
+    );
+    t.check(
+        "peer: set pid(own bare tgid) on an imported notify: not the creator",
+        DRV_INTERNAL_ERROR,
+        "creating process",
+        || c::set_pids(n, Some(&[tgid])),
     );
     t.row("peer: set device 0", SUCCESS, || aclrtSetDevice(0));
     t.check(
@@ -1091,6 +1431,16 @@ fn virtual_instance() {
         "set pid(num 0): virtualization first",
         FEATURE_NOT_SUPPORT,
         || c::set_pids(n, Some(&[])),
+    );
+    t.row(
+        "set pid(pid -1): virtualization first",
+        FEATURE_NOT_SUPPORT,
+        || c::set_pids(n, Some(&[-1])),
+    );
+    t.row(
+        "set pid(num 2): virtualization first",
+        FEATURE_NOT_SUPPORT,
+        || c::set_pids(n, Some(&[1, 2])),
     );
     t.row("set pid(garbage handle)", INVALID_HANDLE, || {
         c::set_pids(garbage, Some(&[1]))

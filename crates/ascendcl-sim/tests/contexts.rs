@@ -16,6 +16,9 @@
 //! binary) whose environment names its namespace: `aclInit` state is process-wide, and no test
 //! sets a variable in a running process. The `creator` role starts an `importer` grandchild, a
 //! second real process, for the importer-side rows.
+//!
+//! The `created` and `destroyed` roles add C1's created contexts (`aclrtCreateContext` and the
+//! calls around it), which the typed API never makes.
 
 mod common;
 
@@ -27,10 +30,13 @@ use backend_sim::{ENV_NAMESPACE, ENV_VIRTUAL};
 use notify_api::conformance::{Peer, PeerLink};
 
 const SUCCESS: i32 = 0;
+const INVALID_PARAM: i32 = 100_000;
+const UNINITIALIZE: i32 = 100_001;
 const PARAM_INVALID: i32 = 107_000;
 const INVALID_DEVICEID: i32 = 107_001;
 const CONTEXT_NULL: i32 = 107_002;
 const STREAM_CONTEXT: i32 = 107_003;
+const INVALID_HANDLE: i32 = 107_017;
 const FEATURE_NOT_SUPPORT: i32 = 207_000;
 const NO_PERMISSION: i32 = 207_006;
 const WAIT_TIMEOUT: i32 = 107_019;
@@ -142,6 +148,37 @@ mod c {
         unsafe { aclrtNotifySetImportPid(n, ptr, pids.len()) }
     }
 
+    pub fn create_context(ctx: Option<&mut Handle>, device: i32) -> i32 {
+        let ptr = ctx.map_or(std::ptr::null_mut(), |c| c as *mut Handle);
+        // SAFETY: NULL or a live `&mut` to a `void *`.
+        unsafe { aclrtCreateContext(ptr, device) }
+    }
+
+    pub fn destroy_context(ctx: Handle) -> i32 {
+        // SAFETY: a token the shim validates.
+        unsafe { aclrtDestroyContext(ctx) }
+    }
+
+    pub fn set_context(ctx: Handle) -> i32 {
+        // SAFETY: a token the shim validates.
+        unsafe { aclrtSetCurrentContext(ctx) }
+    }
+
+    pub fn get_context(ctx: &mut Handle) -> i32 {
+        // SAFETY: a live `&mut` to a `void *`.
+        unsafe { aclrtGetCurrentContext(ctx) }
+    }
+
+    pub fn destroy_stream(s: Handle) -> i32 {
+        // SAFETY: a token the shim validates.
+        unsafe { aclrtDestroyStream(s) }
+    }
+
+    pub fn sync_timeout(s: Handle, ms: i32) -> i32 {
+        // SAFETY: NULL (the default stream) or a token the shim validates.
+        unsafe { aclrtSynchronizeStreamWithTimeout(s, ms) }
+    }
+
     pub fn enable_peer(peer: i32, flags: u32) -> i32 {
         // SAFETY: plain integer arguments.
         unsafe { aclrtDeviceEnablePeerAccess(peer, flags) }
@@ -160,13 +197,11 @@ mod c {
     }
 }
 
-/// Whether `text` starts with a rule: `R<digits>:`.
+/// Whether `text` starts with a rule as `SEMANTICS.md` writes it and `notify_api::Rule` lists
+/// it (`R7:`, `C1:`, `§4:`), then a colon.
 fn cites_rule(text: &str) -> bool {
-    let Some(rest) = text.strip_prefix('R') else {
-        return false;
-    };
-    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    digits > 0 && rest[digits..].starts_with(':')
+    text.split_once(':')
+        .is_some_and(|(label, _)| notify_api::Rule::ALL.iter().any(|r| r.as_str() == label))
 }
 
 /// Runs rows and collects every mismatch, so one run reports all of them.
@@ -261,6 +296,8 @@ fn child() {
         "virtual" => virtual_instance(),
         "creator" => creator(),
         "importer" => importer(),
+        "created" => created_contexts(),
+        "destroyed" => destroyed_context_streams(),
         other => panic!("unknown role {other}"),
     }
 }
@@ -302,6 +339,234 @@ fn virtualization_instance_contexts() {
 #[test]
 fn importer_contexts_and_counts() {
     run_rows("creator", &[]);
+}
+
+/// C1 and R13 with created contexts: `aclrtCreateContext`, `aclrtSetCurrentContext`,
+/// `aclrtGetCurrentContext`, `aclrtDestroyContext`, and streams bound to a context rather than
+/// to a device.
+#[test]
+fn created_contexts_of_a_thread() {
+    run_rows("created", &[]);
+}
+
+/// C1 with R10: a context's streams are destroyed with it, so every later use of one is 107017.
+///
+/// Fails today (library bug): a record on such a stream is 107017, but `aclrtSynchronizeStream`,
+/// `aclrtSynchronizeStreamWithTimeout` and `aclrtDestroyStream` of it succeed, because
+/// `backend_sim::raw::sync_core` and `raw::destroy_stream` never look at the stream's context
+/// (`crates/backend-sim/src/raw.rs`); `enqueue_stream` does (`wrong_context`).
+#[test]
+fn streams_die_with_their_context() {
+    run_rows("destroyed", &[]);
+}
+
+/// C1: contexts made with `aclrtCreateContext`, against the default ones of `aclrtSetDevice`.
+fn created_contexts() {
+    let mut t = Rows::default();
+    let (mut def, mut again, mut ctx, mut ctx1, mut cur) = (NULL, NULL, NULL, NULL, NULL);
+    let (mut s, mut n, mut other) = (NULL, NULL, NULL);
+    let mut dev = -1;
+    t.ok("aclInit", c::init);
+    t.row(
+        "get current context without one (C1, R13)",
+        CONTEXT_NULL,
+        || c::get_context(&mut cur),
+    );
+    t.ok("set device 0", || c::set_device(0));
+    t.ok("get current context: device 0's default", || {
+        c::get_context(&mut def)
+    });
+    t.ok("get it again", || c::get_context(&mut again));
+    t.expect(
+        "one context reads as one token (C1)",
+        def == again && !def.is_null(),
+        format!("{def:?} {again:?}"),
+    );
+    t.row("destroy the default context (C1)", PARAM_INVALID, || {
+        c::destroy_context(def)
+    });
+    t.row(
+        "create a context on device 99 (R13)",
+        INVALID_DEVICEID,
+        || c::create_context(Some(&mut ctx), 99),
+    );
+    t.row(
+        "create a context into NULL (R15: NULL first)",
+        INVALID_PARAM,
+        || c::create_context(None, 99),
+    );
+    t.ok("create a context on device 0", || {
+        c::create_context(Some(&mut ctx), 0)
+    });
+    t.ok("get current context", || c::get_context(&mut cur));
+    t.expect(
+        "the created context is current (C1)",
+        cur == ctx && ctx != def,
+        format!("current {cur:?}, created {ctx:?}, default {def:?}"),
+    );
+    t.ok("get device", || c::get_device(&mut dev));
+    t.expect("the created context is on device 0", dev == 0, dev);
+    t.ok("create stream s under the created context", || {
+        c::create_stream(&mut s)
+    });
+    t.ok("create n", || c::create_notify(&mut n, 0));
+    t.ok("record(n, s) under its context", || c::record(n, s));
+    t.ok("set device 0: the default context again", || {
+        c::set_device(0)
+    });
+    t.ok("get current context", || c::get_context(&mut cur));
+    t.expect(
+        "the default context is current",
+        cur == def,
+        format!("{cur:?}"),
+    );
+    t.row(
+        "record(n, s of the created context) under the default context of the same device (C1)",
+        STREAM_CONTEXT,
+        || c::record(n, s),
+    );
+    t.row(
+        "wait(n, s of the created context) under the default context (C1)",
+        STREAM_CONTEXT,
+        || c::wait(n, s, 1),
+    );
+    t.ok(
+        "synchronize s from another context of the process (C1)",
+        || c::sync(s),
+    );
+    t.ok("set the created context current", || c::set_context(ctx));
+    t.ok("wait(n, s): the record above set the flag", || {
+        c::wait(n, s, 1)
+    });
+    t.ok("synchronize s", || c::sync(s));
+    t.row("a context token as a notify (R10)", INVALID_HANDLE, || {
+        c::record(ctx, NULL)
+    });
+    t.row("a notify token as a context (R10)", INVALID_HANDLE, || {
+        c::set_context(n)
+    });
+    t.row("set current context NULL (R10)", INVALID_PARAM, || {
+        c::set_context(NULL)
+    });
+    t.row("destroy context NULL (R10)", INVALID_PARAM, || {
+        c::destroy_context(NULL)
+    });
+    t.ok("destroy the created context, current", || {
+        c::destroy_context(ctx)
+    });
+    t.row(
+        "no current context after destroying it (C1, R13)",
+        CONTEXT_NULL,
+        || c::get_context(&mut cur),
+    );
+    t.row(
+        "set the destroyed context current (R10)",
+        INVALID_HANDLE,
+        || c::set_context(ctx),
+    );
+    t.row("destroy it twice (R10)", INVALID_HANDLE, || {
+        c::destroy_context(ctx)
+    });
+    t.ok("set device 0", || c::set_device(0));
+    t.row(
+        "record(n, s of the destroyed context) (C1)",
+        INVALID_HANDLE,
+        || c::record(n, s),
+    );
+    t.ok("record(n) on the default stream", || c::record(n, NULL));
+    t.ok("create a context on device 1", || {
+        c::create_context(Some(&mut ctx1), 1)
+    });
+    t.ok("get device", || c::get_device(&mut dev));
+    t.expect("device 1 is current", dev == 1, dev);
+    t.row(
+        "wait(n of device 0) on the created context's default stream of device 1 (R4)",
+        PARAM_INVALID,
+        || c::wait(n, NULL, 1),
+    );
+    t.ok("create a notify on device 1", || {
+        c::create_notify(&mut other, 0)
+    });
+    t.ok(
+        "record it on the default stream of the created context",
+        || c::record(other, NULL),
+    );
+    t.ok("wait on it there", || c::wait(other, NULL, 1));
+    t.ok(
+        "synchronize the default stream of the created context",
+        || c::sync(NULL),
+    );
+    t.ok("reset device 1", || c::reset_device(1));
+    t.row(
+        "no current context: it was on device 1 (R13)",
+        CONTEXT_NULL,
+        || c::get_device(&mut dev),
+    );
+    t.ok("the created context still exists: set it current", || {
+        c::set_context(ctx1)
+    });
+    t.ok("get device", || c::get_device(&mut dev));
+    t.expect("device 1 is current again", dev == 1, dev);
+    t.ok("destroy the notify of device 1", || {
+        c::destroy_notify(other)
+    });
+    t.ok("destroy the context of device 1", || {
+        c::destroy_context(ctx1)
+    });
+    t.ok("set device 0", || c::set_device(0));
+    t.ok("wait(n, the default stream): the record above", || {
+        c::wait(n, NULL, 1)
+    });
+    t.ok("synchronize", || c::sync(NULL));
+    t.ok("destroy n", || c::destroy_notify(n));
+    t.ok("aclFinalize", c::finalize);
+    t.row(
+        "get current context after aclFinalize",
+        UNINITIALIZE,
+        || c::get_context(&mut cur),
+    );
+    t.finish("created");
+}
+
+/// C1: "`aclrtDestroyContext` destroys a created context (its streams and events with it)", so
+/// its streams are destroyed handles (R10: 107017) for every call, as they are for a record.
+fn destroyed_context_streams() {
+    let mut t = Rows::default();
+    let (mut ctx, mut s, mut n) = (NULL, NULL, NULL);
+    t.ok("aclInit", c::init);
+    t.ok("create a context on device 0", || {
+        c::create_context(Some(&mut ctx), 0)
+    });
+    t.ok("create stream s under it", || c::create_stream(&mut s));
+    t.ok("create n", || c::create_notify(&mut n, 0));
+    t.ok("destroy the context", || c::destroy_context(ctx));
+    t.ok("set device 0", || c::set_device(0));
+    t.row(
+        "record(n, s of the destroyed context)",
+        INVALID_HANDLE,
+        || c::record(n, s),
+    );
+    t.row(
+        "wait(n, s of the destroyed context)",
+        INVALID_HANDLE,
+        || c::wait(n, s, 1),
+    );
+    t.row(
+        "synchronize s of the destroyed context",
+        INVALID_HANDLE,
+        || c::sync(s),
+    );
+    t.row(
+        "synchronize s of the destroyed context, with a timeout",
+        INVALID_HANDLE,
+        || c::sync_timeout(s, 100),
+    );
+    t.row("destroy s of the destroyed context", INVALID_HANDLE, || {
+        c::destroy_stream(s)
+    });
+    t.ok("destroy n", || c::destroy_notify(n));
+    t.ok("aclFinalize", c::finalize);
+    t.finish("destroyed");
 }
 
 /// The old suite's `r13_contexts` and `finish`, with the context rows of `r7_peer_access_calls`,

@@ -4,7 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-/// `target/<profile>`: where cargo puts `libascendcl.so` (the test binary is in its `deps/`).
+/// `target/<profile>`: where `cargo build` puts `libascendcl.so` (the test binary is in its
+/// `deps/`).
+///
+/// `cargo test` builds the library into `deps/` but does not copy it up to `target/<profile>`,
+/// so a library built before the sources last changed would be tested silently: this refuses a
+/// `libascendcl.so` older than any source file it is built from.
 pub fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary knows its path");
     let dir = exe
@@ -12,12 +17,51 @@ pub fn lib_dir() -> PathBuf {
         .and_then(Path::parent)
         .expect("the test binary lives in target/<profile>/deps")
         .to_path_buf();
-    assert!(
-        dir.join("libascendcl.so").exists(),
-        "{} has no libascendcl.so; build it with `cargo build -p ascendcl-sim`",
-        dir.display()
-    );
+    let lib = dir.join("libascendcl.so");
+    let built = std::fs::metadata(&lib)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} has no libascendcl.so; build it with `cargo build -p ascendcl-sim`",
+                dir.display()
+            )
+        });
+    if let Some((newer, _)) = newest_source().filter(|(_, changed)| *changed > built) {
+        panic!(
+            "{} is older than {}: rebuild it with `cargo build -p ascendcl-sim` (`cargo test` \
+             does not refresh it)",
+            lib.display(),
+            newer.display()
+        );
+    }
     dir
+}
+
+/// The most recently changed source file of the crates `libascendcl.so` is built from.
+fn newest_source() -> Option<(PathBuf, std::time::SystemTime)> {
+    fn walk(dir: &Path, newest: &mut Option<(PathBuf, std::time::SystemTime)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, newest);
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && let Ok(changed) = entry.metadata().and_then(|m| m.modified())
+                && newest.as_ref().is_none_or(|(_, t)| changed > *t)
+            {
+                *newest = Some((path, changed));
+            }
+        }
+    }
+    let crate_dir = crate_dir();
+    let crates = crate_dir.parent()?;
+    let mut newest = None;
+    for krate in ["ascendcl-sim", "backend-sim", "notify-api", "acl-abi"] {
+        walk(&crates.join(krate).join("src"), &mut newest);
+    }
+    newest
 }
 
 /// This crate's directory.
