@@ -38,7 +38,12 @@ fn libacl_rt_exports_every_manifest_function() {
     let exported = acl_exports(&lib);
     let mut expected: Vec<String> = acl_abi::SYMBOLS.iter().map(|s| s.to_string()).collect();
     expected.sort();
-    assert_eq!(exported, expected, "{} exports the wrong set", lib.display());
+    assert_eq!(
+        exported,
+        expected,
+        "{} exports the wrong set",
+        lib.display()
+    );
 }
 
 #[test]

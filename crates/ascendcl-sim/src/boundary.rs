@@ -30,7 +30,12 @@ pub(crate) fn boundary(name: &'static str, call: impl FnOnce() -> Result<()>) ->
     match result {
         Ok(()) => AclError::SUCCESS.raw(),
         Err(e) => {
-            set_last_error(&e.reason());
+            // Every refusal names its rule; the ones that carry none (a bad configuration, an
+            // OS failure under the registry) come from the simulator's own setup, §4.
+            match e.rule_of() {
+                Some(_) => set_last_error(&e.reason()),
+                None => set_last_error(&format!("§4: {}", e.reason())),
+            }
             e.code().raw()
         }
     }

@@ -98,14 +98,11 @@ fn c_demo_two_processes() {
     check_flow(code, &output, &ns);
 }
 
-/// Under valgrind, with the library built as is, A dies with SIGSEGV in the call after
-/// `aclrtSetDevice(0)` (the first that reads the clock): `backend-sim` reads `CLOCK_BOOTTIME` through `rustix::time::clock_gettime`
-/// (`crates/backend-sim/src/shm.rs`, `boot_ns`), whose raw-syscall backend parses the vDSO image
-/// that valgrind does not map (rustix issue 1559). Build the library with rustix's libc backend
-/// to run it: `RUSTFLAGS="--cfg rustix_use_libc" cargo build -p ascendcl-sim` (and the same
-/// `RUSTFLAGS` for `cargo test`), in a target directory of its own.
+/// The C demo under valgrind (A and B): any memory error in either, or in the library under
+/// them, fails the run. The simulator reads its clocks through libc so that valgrind, which does
+/// not map the vDSO as the kernel does, can run it.
 #[test]
-#[ignore = "slow: valgrind; needs RUSTFLAGS=\"--cfg rustix_use_libc\" until backend-sim reads the clock through libc"]
+#[ignore = "slow (about a minute): valgrind; run with --ignored"]
 fn c_demo_under_valgrind() {
     let dir = TempDir::new("demo-vg");
     let exe = build_demo(dir.path());

@@ -104,6 +104,11 @@ impl EventCore {
         }
     }
 
+    /// Whether record `target` has run (a wait for it would not block).
+    pub(crate) fn reached(&self, target: u64) -> bool {
+        self.lock().completed >= target
+    }
+
     /// Wakes every waiter (an abort or a destroy).
     pub(crate) fn wake_all(&self) {
         self.changed.notify_all();

@@ -15,6 +15,7 @@
 //!
 //! Configuration comes from [`SimBuilder`], else the `ASCEND_NOTIFY_SIM_*` variables.
 
+mod clock;
 mod config;
 mod event;
 mod exit;

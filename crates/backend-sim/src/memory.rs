@@ -67,6 +67,19 @@ pub(crate) enum Origin {
     },
 }
 
+/// What [`Space::map`] maps, and where.
+pub(crate) struct Mapping<'a> {
+    /// The memory object's name in `/dev/shm`.
+    pub object: &'a str,
+    pub offset: u64,
+    pub len: u64,
+    pub device: i32,
+    pub page_size: u64,
+    pub origin: Origin,
+    /// An address the mapping must not start at (M5: never the exporter's).
+    pub avoid: Option<u64>,
+}
+
 /// A range of device addresses of this process and the mapping behind it.
 #[derive(Debug)]
 pub(crate) struct Region {
@@ -169,17 +182,17 @@ impl Space {
         Ok(start)
     }
 
-    /// Maps `object` (its bytes `offset..offset + len`) at fresh device addresses.
-    pub(crate) fn map(
-        &self,
-        object: &str,
-        offset: u64,
-        len: u64,
-        device: i32,
-        page_size: u64,
-        origin: Origin,
-        avoid: Option<u64>,
-    ) -> Result<Arc<Region>> {
+    /// Maps `m.object` (its bytes `offset..offset + len`) at fresh device addresses.
+    pub(crate) fn map(&self, m: Mapping<'_>) -> Result<Arc<Region>> {
+        let Mapping {
+            object,
+            offset,
+            len,
+            device,
+            page_size,
+            origin,
+            avoid,
+        } = m;
         let fd = shm::open_object(object)
             .ok_or_else(|| err!(M5: RT_DRV_INTERNAL_ERROR, "the memory behind {object} is gone"))?;
         let map = ObjectMap::new(&fd, offset, len)?;

@@ -714,7 +714,12 @@ pub fn default_stream(s: &Session, ctx: &Arc<Context>) -> Result<StreamHandle> {
 /// `aclrtDestroyStream`: the handle is gone; tasks already enqueued still run (R2).
 pub fn destroy_stream(s: &Session, stream: StreamHandle) -> Result<()> {
     s.check()?;
+    // C1: destroying a context destroyed its streams; the handle is released all the same.
+    let dead = stream.ctx.destroyed.load(SeqCst);
     drop(stream);
+    if dead {
+        return Err(err!(C1: RT_INVALID_HANDLE, "the stream's context was destroyed"));
+    }
     Ok(())
 }
 
@@ -750,6 +755,9 @@ fn sync_core(s: &Session, cx: Cx<'_>, stream: StreamArg<'_>) -> Result<Arc<Strea
             let h = h?;
             if h.session != s.id {
                 return Err(foreign("stream"));
+            }
+            if h.ctx.destroyed.load(SeqCst) {
+                return Err(err!(C1: RT_INVALID_HANDLE, "the stream's context was destroyed"));
             }
             Ok(Arc::clone(&h.core))
         }

@@ -195,8 +195,7 @@ pub(crate) fn open_peer_lock(path: &str) -> Option<OwnedFd> {
 
 /// `CLOCK_BOOTTIME` in nanoseconds: the clock process start times count in (R7).
 pub(crate) fn boot_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
-    (t.tv_sec as u64).saturating_mul(1_000_000_000) + t.tv_nsec as u64
+    crate::clock::boottime_ns()
 }
 
 /// When this process started, in `CLOCK_BOOTTIME` nanoseconds (field 22 of `/proc/self/stat`,

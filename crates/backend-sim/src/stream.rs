@@ -13,6 +13,12 @@
 //! call, on the first enqueue after a quiet spell). A wait's timeout still counts from its
 //! enqueue (R3), so the grace period never lengthens it.
 //!
+//! A worker that has just run tasks spins for [`SPIN`] before it ticks: an urgent task (a host
+//! function, a copy, an event task) enqueued in that window is handed over through one atomic
+//! store, with no system call, so a stream fed a task at a time runs each within about a cache
+//! line's transfer. A worker that ran nothing (the notify ping-pong, where the synchronizing
+//! thread runs every task) never spins.
+//!
 //! The worker measures all of this in its own ticks, by comparing counters between one look at
 //! the state and the next, rather than with timestamps taken by the callers: reading the clock
 //! costs about 30 ns in a virtual machine, and an enqueue and a run each took one, on the
@@ -22,7 +28,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::AtomicBool;
-use std::sync::atomic::Ordering::{Acquire, Release};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -93,6 +99,16 @@ impl Task {
         !matches!(self, Task::Record(_) | Task::Wait(..))
     }
 
+    /// An event task that completes at once, whoever runs it: on an idle stream the enqueuing
+    /// call runs it.
+    fn runs_at_once(&self) -> bool {
+        match self {
+            Task::EventRecord(..) | Task::EventReset(_) => true,
+            Task::EventWait(e, target) => e.reached(*target),
+            _ => false,
+        }
+    }
+
     /// The task's kind, as traces name it.
     fn kind(&self) -> &'static str {
         match self {
@@ -143,6 +159,10 @@ thread_local! {
 
 /// How long a queued task may wait for a synchronizing thread before the worker claims it.
 pub(crate) const GRACE: Duration = Duration::from_millis(1);
+/// How long a worker that just ran tasks spins, looking for the next urgent one, before it ticks.
+/// Bounded, so that a stream fed one host function per millisecond costs at most 5% of a CPU,
+/// and an idle stream nothing.
+pub(crate) const SPIN: Duration = Duration::from_micros(50);
 /// How long the worker keeps ticking after the stream's last activity.
 pub(crate) const LINGER: Duration = Duration::from_millis(20);
 /// [`LINGER`] in worker looks at the state, which come [`GRACE`] apart while it ticks.
@@ -158,6 +178,8 @@ enum Worker {
     None,
     /// Running tasks, or about to look at the queue.
     Awake,
+    /// Spinning, without the lock, on [`StreamCore::spin_kick`].
+    Spinning,
     /// Sleeping with a timeout of at most `GRACE`: it will look at the queue by itself.
     Ticking,
     /// Sleeping until notified.
@@ -227,6 +249,8 @@ pub(crate) struct StreamCore {
     done: Condvar,
     /// Signalled when the worker has something to do.
     work: Condvar,
+    /// Set by an urgent enqueue while the worker spins: the hand-off without a system call.
+    spin_kick: AtomicBool,
 }
 
 impl std::fmt::Debug for StreamCore {
@@ -255,6 +279,7 @@ impl StreamCore {
             abort: AtomicBool::new(false),
             done: Condvar::new(),
             work: Condvar::new(),
+            spin_kick: AtomicBool::new(false),
         })
     }
 
@@ -288,7 +313,7 @@ impl StreamCore {
     #[inline(never)]
     fn record_traced(self: &Arc<Self>, notify: &Arc<NotifyRef>) -> Result<()> {
         let mut st = self.lock();
-        if !(st.queue.is_empty() && !st.busy) {
+        if !st.queue.is_empty() || st.busy {
             drop(st);
             return self.record_queued(notify);
         }
@@ -381,9 +406,26 @@ impl StreamCore {
         )
     }
 
-    /// Enqueues a copy, set, host function or event task (M2, H1, E1).
+    /// Enqueues a copy, set, host function or event task (M2, H1, E1). On an idle stream, an
+    /// event task that cannot block (a record, a reset, a wait for a record that already ran)
+    /// runs in the call, as a notify record does: nothing is ahead of it, so running it now is
+    /// running it in order.
     pub(crate) fn enqueue(self: &Arc<Self>, task: Task) -> Result<()> {
         let mut st = self.lock();
+        if st.queue.is_empty() && !st.busy && task.runs_at_once() {
+            if self.abort.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(err!(S1: RT_INVALID_HANDLE, "the stream was destroyed"));
+            }
+            st.submitted += 1;
+            if trace::on() {
+                self.run_inline(st.submitted, &task);
+            }
+            let mut task = task;
+            let outcome = self.execute(&mut task, None);
+            debug_assert!(matches!(outcome, Outcome::Done(Ok(()))));
+            st.finished += 1;
+            return Ok(());
+        }
         self.push(&mut st, task)
     }
 
@@ -423,6 +465,7 @@ impl StreamCore {
         st.finished += dropped.len() as u64;
         wake::wake_address(self.sleeping_on.load(std::sync::atomic::Ordering::SeqCst));
         self.idle.store(!st.busy, Release);
+        self.spin_kick.store(true, Release);
         self.work.notify_all();
         self.done.notify_all();
         for (_, w) in st.wakers.drain(..) {
@@ -476,13 +519,15 @@ impl StreamCore {
             }
             Worker::Asleep => self.work.notify_one(),
             Worker::Ticking if urgent => self.work.notify_one(),
-            Worker::Ticking | Worker::Awake => {}
+            Worker::Spinning if urgent => self.spin_kick.store(true, Release),
+            Worker::Ticking | Worker::Awake | Worker::Spinning => {}
         }
         Ok(())
     }
 
     fn worker(self: Arc<Self>) {
         let mut seen = Seen::default();
+        let mut ran = false;
         let mut st = self.lock();
         loop {
             st.worker = Worker::Awake;
@@ -492,6 +537,7 @@ impl StreamCore {
                     st.urgent = false;
                     seen.claimable = None;
                     st = self.run(st, None).0;
+                    ran = true;
                     continue;
                 }
                 seen.claimable = Some(st.runs);
@@ -503,6 +549,15 @@ impl StreamCore {
             if st.shutdown && st.queue.is_empty() && !st.busy {
                 st.worker = Worker::None;
                 return;
+            }
+            if std::mem::take(&mut ran) && st.queue.is_empty() && !st.busy {
+                // An urgent enqueue now sets `urgent` under the lock and `spin_kick` for us.
+                st.worker = Worker::Spinning;
+                self.spin_kick.store(false, Relaxed);
+                drop(st);
+                self.spin();
+                st = self.lock();
+                continue;
             }
             if st.submitted == seen.submitted {
                 seen.quiet = seen.quiet.saturating_add(1);
@@ -532,6 +587,20 @@ impl StreamCore {
                 st.worker = Worker::Asleep;
                 st = self.work.wait(st).unwrap_or_else(PoisonError::into_inner);
             }
+        }
+    }
+
+    /// Spins for at most [`SPIN`] until an urgent enqueue sets `spin_kick`.
+    fn spin(&self) {
+        let start = Instant::now();
+        let mut i = 0u32;
+        while !self.spin_kick.load(Acquire) {
+            i = i.wrapping_add(1);
+            // The clock is read once in a while: a read costs about 30 ns in a virtual machine.
+            if i.is_multiple_of(128) && start.elapsed() >= SPIN {
+                return;
+            }
+            std::hint::spin_loop();
         }
     }
 
@@ -802,6 +871,7 @@ impl StreamCore {
     pub(crate) fn shutdown(&self) {
         let mut st = self.lock();
         st.shutdown = true;
+        self.spin_kick.store(true, Release);
         self.work.notify_all();
     }
 }

@@ -85,8 +85,7 @@ pub(crate) fn flush() {
 }
 
 fn now_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    (t.tv_sec as u64).saturating_mul(1_000_000_000) + t.tv_nsec as u64
+    crate::clock::monotonic_ns()
 }
 
 /// A new record id of this process (`(tgid << 32) | n`).

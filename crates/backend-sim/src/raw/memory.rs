@@ -5,7 +5,7 @@ use std::sync::Arc;
 use notify_api::{EXPORT_KEY_LEN, ExportKey, Result, err};
 
 use super::{Cx, Session, StreamArg, enqueue_stream, need, with_cx};
-use crate::memory::{self, Origin, Place, Region, page_size};
+use crate::memory::{self, Mapping, Origin, Place, Region, page_size};
 use crate::registry::memory::{Hazard, MemKey, object_name};
 use crate::stream::Task;
 
@@ -35,8 +35,15 @@ pub fn malloc(s: &Arc<Session>, cx: Cx<'_>, size: usize, policy: u32) -> Result<
     let a = s.reg.mem_alloc(device as u32, len, page)?;
     let object = object_name(s.namespace(), a);
     let mapped = crate::shm::create_object(&object, len).and_then(|_fd| {
-        s.space
-            .map(&object, 0, len, device, page, Origin::Own(a), None)
+        s.space.map(Mapping {
+            object: &object,
+            offset: 0,
+            len,
+            device,
+            page_size: page,
+            origin: Origin::Own(a),
+            avoid: None,
+        })
     });
     match mapped {
         Ok(region) => {
@@ -501,15 +508,15 @@ pub fn ipc_import(s: &Session, cx: Cx<'_>, key: &[u8], flags: u64) -> Result<u64
         key: text.as_str().to_owned(),
     };
     let avoid = (imported.owner_addr != 0).then(|| imported.owner_addr + imported.offset);
-    match s.space.map(
-        &object_name(s.namespace(), imported.alloc),
-        imported.offset,
-        imported.size,
-        imported.device as i32,
-        page,
+    match s.space.map(Mapping {
+        object: &object_name(s.namespace(), imported.alloc),
+        offset: imported.offset,
+        len: imported.size,
+        device: imported.device as i32,
+        page_size: page,
         origin,
         avoid,
-    ) {
+    }) {
         Ok(region) => {
             if enable && imported.device as i32 != current {
                 s.enable_peer(current, imported.device as i32);

@@ -14,8 +14,7 @@ const WAIT_WRITING: u32 = 3;
 /// `CLOCK_MONOTONIC_COARSE` in nanoseconds: cheap enough for every wait (a few ns from the
 /// vDSO), and exact enough for "waited 3 s" (a few ms).
 pub(crate) fn coarse_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
-    (t.tv_sec as u64).saturating_mul(1_000_000_000) + t.tv_nsec as u64
+    crate::clock::monotonic_coarse_ns()
 }
 
 impl Registry {

@@ -320,7 +320,7 @@ const _: () = assert!(size_of::<ProcSlot>() == 64);
 const _: () = assert!(size_of::<WhitelistEntry>() == 16);
 const _: () = assert!(size_of::<NotifySlot>() == 448);
 const _: () = assert!(align_of::<NotifySlot>() == 64);
-const _: () = assert!(size_of::<Header>() % 64 == 0);
+const _: () = assert!(size_of::<Header>().is_multiple_of(64));
 const _: () = assert!(size_of::<AllocSlot>() == 64);
 const _: () = assert!(size_of::<WaitEntry>() == 48);
 const _: () = assert!(size_of::<ExportSlot>() == 64 + 128 + 512);
