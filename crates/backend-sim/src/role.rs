@@ -286,10 +286,16 @@ impl StdioLink {
 
     /// Receives the parent's next line; panics if the parent went away.
     pub fn recv(&mut self) -> String {
+        self.try_recv().unwrap_or_else(|| panic!("the parent went away"))
+    }
+
+    /// Receives the parent's next line, or `None` once the parent went away (its end of stdin
+    /// closed): a child that must not outlive its parent exits then.
+    pub fn try_recv(&mut self) -> Option<String> {
         let mut line = String::new();
         match std::io::stdin().lock().read_line(&mut line) {
-            Ok(n) if n > 0 => line.trim_end().to_owned(),
-            _ => panic!("the parent went away"),
+            Ok(n) if n > 0 => Some(line.trim_end().to_owned()),
+            _ => None,
         }
     }
 }
