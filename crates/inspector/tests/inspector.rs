@@ -248,10 +248,12 @@ fn killed_child_shows_dead_until_reclaim() {
 /// names the departed creator (`NotifyInfo::creator`: "None once the creator is gone"), as it
 /// does not name a killed creator once reclaimed (`killed_child_shows_dead_until_reclaim`).
 ///
-/// Fails at 2ccc0b2 (sim bug): a clean detach (`registry/slots.rs`, `release_all`) revokes the
-/// key but leaves the slot's `creator` code, and `inspect.rs` falls back to `creator_tgid`
-/// for any non-zero code that names no attached process, so the departed pid stays listed as
-/// creator for as long as an importer holds the notify.
+/// Fails at 2ccc0b2 (sim bug): neither a destroy nor a clean detach clears the slot's
+/// `creator` code (only reclaiming a dead creator does), and `crates/backend-sim/src/inspect.rs`
+/// lines 147-148 fall back to `creator_tgid` for any non-zero code that names no attached
+/// process, so the departed pid stays listed as creator for as long as an importer holds the
+/// notify. Dropping that fallback (`creator: tgid_of(creator)`) fixes it; `chaos.rs` then
+/// passes too.
 #[test]
 fn creator_that_exits_cleanly_is_gone() {
     let ns = ScopedNamespace::new("insp-exit");
