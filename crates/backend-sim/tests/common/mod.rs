@@ -174,3 +174,185 @@ pub fn read_waiters(ns: &str, device: u32, id: u32) -> u32 {
         slot_offset(ns, device, id) + lay::N_WAITERS,
     ))
 }
+
+/// A child process that speaks the test kit's line protocol (`StdioLink` on its side: lines
+/// tagged `@@ ` on stdout, the parent's lines on stdin), started with any command in front of
+/// the re-executed test binary (`unshare ...`), and whose every read has a deadline, so that a
+/// hung child fails the test instead of hanging it.
+pub struct Proc {
+    pub role: String,
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+/// How long a child may take to send its next line.
+pub const LINE_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Proc {
+    /// Starts `wrapper... <this test binary> --exact <entry> --ignored ...` playing `role`, with
+    /// `env` added to this process's environment.
+    pub fn start(wrapper: &[&str], entry: &str, role: &str, env: &[(String, String)]) -> Self {
+        use std::io::{BufRead, Read};
+        use std::process::Stdio;
+        let exe = std::env::current_exe().expect("the test binary knows its own path");
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&exe);
+                c
+            }
+            None => Command::new(&exe),
+        };
+        cmd.args([
+            "--exact",
+            entry,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(backend_sim::testing::ENV_ROLE, role)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {wrapper:?} {}: {e}", exe.display()));
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(msg) = line.strip_prefix("@@ ")
+                    && tx.send(msg.trim_end().to_owned()).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let mut err = child.stderr.take().expect("piped stderr");
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = err.read_to_string(&mut text);
+            text
+        });
+        Self {
+            role: role.to_owned(),
+            child,
+            stdin,
+            lines,
+            stderr: Some(stderr),
+        }
+    }
+
+    /// The pid of the process started (the wrapper's, if there is one).
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Sends one line.
+    pub fn send(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("stdin is open until finish");
+        if writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .is_err()
+        {
+            let err = self.kill_and_stderr();
+            panic!(
+                "role {:?} went away before reading {line:?}; its stderr:\n{err}",
+                self.role
+            );
+        }
+    }
+
+    /// The next protocol line, within [`LINE_LIMIT`].
+    pub fn recv(&mut self) -> String {
+        match self.lines.recv_timeout(LINE_LIMIT) {
+            Ok(line) => line,
+            Err(e) => {
+                let err = self.kill_and_stderr();
+                panic!(
+                    "role {:?} sent no line ({e}: it exited, or hung for {LINE_LIMIT:?}); its \
+                     stderr:\n{err}",
+                    self.role
+                );
+            }
+        }
+    }
+
+    /// Sends `line` and returns the answer.
+    pub fn ask(&mut self, line: &str) -> String {
+        self.send(line);
+        self.recv()
+    }
+
+    fn kill_and_stderr(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// Closes its stdin and waits for it (at most [`LINE_LIMIT`], then kills it); its status
+    /// and stderr.
+    pub fn finish(mut self) -> (std::process::ExitStatus, String) {
+        drop(self.stdin.take());
+        let t = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for the child") {
+                break status;
+            }
+            if t.elapsed() > LINE_LIMIT {
+                let _ = self.child.kill();
+                break self.child.wait().expect("waiting for the killed child");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        let stderr = self
+            .stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
+        (status, stderr)
+    }
+
+    /// Kills it with `SIGKILL`.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // A test that fails half way must not leave its children running.
+        if self.stderr.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The pids of the direct children of process `pid` (from `/proc/*/stat`).
+pub fn children_of(pid: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().into_string().ok()?.parse::<i32>().ok())
+        .filter(|&p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let rest = &stat[stat.rfind(')')? + 1..];
+                    rest.split_whitespace().nth(1)?.parse::<i32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
