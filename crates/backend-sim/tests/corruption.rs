@@ -21,74 +21,41 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use backend_sim::testing::{RoleProcess, RoleSpawner, ScopedNamespace, StdioLink, child_role};
-use backend_sim::{SimBackend, SimNotify, SimStream};
+use backend_sim::{SimDevice, SimNotify, SimRuntime, SimStream, inspect};
 use notify_api::conformance::{Peer, PeerLink};
+use notify_api::prelude::*;
 use notify_api::{
-    AclError, Backend as _, DeviceId, ExportFlags, ExportKey, ImportFlags, Notify as _,
-    NotifyFlags, Pid, Result, Stream as _,
+    AclError, DeviceId, ExportFlags, ExportKey, ImportFlags, NotifyFlags, Pid, Result, Timeout,
 };
 use proptest::prelude::*;
 
-/// A copy of the byte layout of `crates/backend-sim/src/layout.rs` (layout `VERSION` 1), which
-/// is private to the crate. `Seg::open` checks it against every fresh registry, so a layout
-/// change makes these tests fail loudly rather than poke the wrong bytes.
-mod lay {
-    /// `layout::MAGIC`: `b"ASCNTFY1"` as a little-endian `u64`.
-    pub const MAGIC: u64 = u64::from_le_bytes(*b"ASCNTFY1");
-    pub const VERSION: u32 = 1;
-    pub const STATE_READY: u32 = 1;
-    /// `layout::STATE_REMOVED`.
-    pub const STATE_REMOVED: u32 = 2;
+mod common;
+/// The byte layout (`VERSION` 2), copied in `tests/common`: `Seg::open` checks it against
+/// every fresh registry.
+use common::lay;
 
-    // `Header` (`#[repr(C, align(64))]`): field offsets.
-    pub const H_MAGIC: u64 = 0; // u64
-    pub const H_VERSION: u64 = 8; // u32
-    pub const H_HEADER_SIZE: u64 = 12; // u32
-    pub const H_STATE: u64 = 16; // u32
-    pub const H_DEVICES: u64 = 20; // u32
-    pub const H_CAPACITY: u64 = 24; // u32
-    pub const H_MAX_PROCS: u64 = 28; // u32
-    pub const H_PROC_SIZE: u64 = 32; // u32
-    pub const H_NOTIFY_SIZE: u64 = 36; // u32 (then 4 bytes of padding)
-    pub const H_TOTAL_SIZE: u64 = 40; // u64
-    pub const H_NS_HASH: u64 = 48; // u64
-    pub const H_PROCS_OFFSET: u64 = 56; // u64
-    pub const H_NOTIFIES_OFFSET: u64 = 64; // u64
-    pub const H_FREE_HINT: u64 = 72; // [u32; 64]
-    pub const H_HIGH_WATER: u64 = 72 + 4 * 64; // [u32; 64]
-    /// `size_of::<Header>()`: 584 bytes of fields, rounded up to the 64-byte alignment.
-    pub const HEADER_SIZE: u64 = 640;
-
-    pub const MAX_PROCS: u64 = 128;
-    // `ProcSlot`: 64 bytes.
-    pub const PROC_SIZE: u64 = 64;
-    pub const P_STATE: u64 = 0; // u32
-    pub const P_PID: u64 = 4; // i32
-    pub const P_NONCE: u64 = 8; // u64
-
-    // `NotifySlot`: 384 bytes.
-    pub const NOTIFY_SIZE: u64 = 384;
-    pub const N_WAITERS: u64 = 4; // u32
-    pub const N_STATE: u64 = 64; // u32
-    pub const N_GENERATION: u64 = 68; // u32
-    pub const N_CREATOR_PROC: u64 = 72; // u32
-    pub const N_WHITELIST_LEN: u64 = 92; // u32
-    pub const N_HOLDERS: u64 = 104; // [u64; 2]
-
-    /// `Layout::new`: the proc table follows the header.
-    pub const PROCS_OFFSET: u64 = HEADER_SIZE.next_multiple_of(64);
-    /// `Layout::new`: the notify slots start on the page after the proc table.
-    pub const NOTIFIES_OFFSET: u64 = (PROCS_OFFSET + MAX_PROCS * PROC_SIZE).next_multiple_of(4096);
-
-    /// `Layout::new(devices, capacity).total_size`.
-    pub const fn total_size(devices: u32, capacity: u32) -> u64 {
-        NOTIFIES_OFFSET + devices as u64 * capacity as u64 * NOTIFY_SIZE
-    }
-}
-
-/// The test namespaces' size (what `ScopedNamespace::new` uses).
+/// The test namespaces' size (what `ScopedNamespace::new` uses), and the process table they
+/// are created with (the default, 1024, would only make the segment larger).
 const DEVICES: u32 = 4;
 const CAPACITY: u32 = 64;
+const MAX_PROCS: u32 = 128;
+
+/// The segment's size and offsets for this configuration.
+const TOTAL_SIZE: u64 = lay::total_size(DEVICES, CAPACITY, MAX_PROCS);
+const NOTIFIES_OFFSET: u64 = lay::notifies_offset(MAX_PROCS);
+const ALLOCS_OFFSET: u64 = lay::allocs_offset(DEVICES, CAPACITY, MAX_PROCS);
+const EXPORTS_OFFSET: u64 = lay::exports_offset(DEVICES, CAPACITY, MAX_PROCS);
+
+/// A builder for `ns` that creates it with [`MAX_PROCS`] process slots.
+fn builder(ns: &ScopedNamespace) -> backend_sim::SimBuilder {
+    ns.builder().processes(MAX_PROCS)
+}
+
+/// Children in `ns` (entry `child`), which create it, if they are first, with [`MAX_PROCS`]
+/// process slots too.
+fn spawner(ns: &ScopedNamespace) -> RoleSpawner {
+    RoleSpawner::new("child", ns).env(backend_sim::ENV_PROCESSES, &MAX_PROCS.to_string())
+}
 
 /// How long an attach may take before we call it a hang. A healthy refusal is immediate (the
 /// size-0 case waits for the simulator's 3 s attach patience).
@@ -103,7 +70,7 @@ struct Seg {
 }
 
 impl Seg {
-    /// Opens the segment of `ns` and checks that its header matches [`lay`].
+    /// Opens the segment of `ns` and checks that its header matches [`lay`] (`tests/common`).
     fn open(ns: &ScopedNamespace) -> Self {
         let path = format!("/dev/shm/ascend-notify.{}", ns.name());
         let file = OpenOptions::new()
@@ -115,22 +82,16 @@ impl Seg {
         let expect = [
             (lay::H_MAGIC, lay::MAGIC, "magic"),
             (lay::H_PROCS_OFFSET, lay::PROCS_OFFSET, "procs_offset"),
-            (
-                lay::H_NOTIFIES_OFFSET,
-                lay::NOTIFIES_OFFSET,
-                "notifies_offset",
-            ),
-            (
-                lay::H_TOTAL_SIZE,
-                lay::total_size(DEVICES, CAPACITY),
-                "total_size",
-            ),
+            (lay::H_NOTIFIES_OFFSET, NOTIFIES_OFFSET, "notifies_offset"),
+            (lay::H_ALLOCS_OFFSET, ALLOCS_OFFSET, "allocs_offset"),
+            (lay::H_EXPORTS_OFFSET, EXPORTS_OFFSET, "exports_offset"),
+            (lay::H_TOTAL_SIZE, TOTAL_SIZE, "total_size"),
         ];
         for (off, want, what) in expect {
             assert_eq!(
                 seg.u64(off),
                 want,
-                "the layout copy in this test is stale ({what}); update `mod lay`"
+                "the layout copy in tests/common is stale ({what}); update `lay`"
             );
         }
         let expect32 = [
@@ -139,7 +100,7 @@ impl Seg {
             (lay::H_STATE, lay::STATE_READY, "state"),
             (lay::H_DEVICES, DEVICES, "devices"),
             (lay::H_CAPACITY, CAPACITY, "capacity"),
-            (lay::H_MAX_PROCS, lay::MAX_PROCS as u32, "max_procs"),
+            (lay::H_MAX_PROCS, MAX_PROCS, "max_procs"),
             (lay::H_PROC_SIZE, lay::PROC_SIZE as u32, "proc_size"),
             (lay::H_NOTIFY_SIZE, lay::NOTIFY_SIZE as u32, "notify_size"),
         ];
@@ -147,10 +108,10 @@ impl Seg {
             assert_eq!(
                 seg.u32(off),
                 want,
-                "the layout copy in this test is stale ({what}); update `mod lay`"
+                "the layout copy in tests/common is stale ({what}); update `lay`"
             );
         }
-        assert_eq!(seg.len(), lay::total_size(DEVICES, CAPACITY));
+        assert_eq!(seg.len(), TOTAL_SIZE);
         seg
     }
 
@@ -196,10 +157,11 @@ impl Seg {
 
     /// The byte offset of notify `id` of `device`.
     fn slot(device: u32, id: u32) -> u64 {
-        lay::NOTIFIES_OFFSET + u64::from(device * CAPACITY + id) * lay::NOTIFY_SIZE
+        NOTIFIES_OFFSET + u64::from(device * CAPACITY + id) * lay::NOTIFY_SIZE
     }
 
-    fn proc(index: u64) -> u64 {
+    fn proc(index: u32) -> u64 {
+        let index = u64::from(index);
         lay::PROCS_OFFSET + index * lay::PROC_SIZE
     }
 }
@@ -209,8 +171,8 @@ impl Seg {
 
 /// Attaches to `ns` in a helper thread; `None` if it did not return within `limit` (a hang: the
 /// thread is left behind).
-fn attach_within(ns: &ScopedNamespace, limit: Duration) -> Option<Result<SimBackend>> {
-    let builder = ns.builder();
+fn attach_within(ns: &ScopedNamespace, limit: Duration) -> Option<Result<SimRuntime>> {
+    let builder = builder(ns);
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(builder.build());
@@ -220,7 +182,7 @@ fn attach_within(ns: &ScopedNamespace, limit: Duration) -> Option<Result<SimBack
 
 /// Attaches to `ns`, failing the test if that hangs.
 #[track_caller]
-fn attach(ns: &ScopedNamespace, case: &str) -> Result<SimBackend> {
+fn attach(ns: &ScopedNamespace, case: &str) -> Result<SimRuntime> {
     attach_within(ns, ATTACH_LIMIT)
         .unwrap_or_else(|| panic!("{case}: attaching hung for {ATTACH_LIMIT:?}"))
 }
@@ -256,24 +218,26 @@ fn fmt_result(r: Result<()>) -> String {
     }
 }
 
-/// Runs the inspector binary; returns (exit success, stdout, stderr).
-fn inspector(ns: &ScopedNamespace, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ascend-notify-sim"))
-        .args(args)
-        .args(["--namespace", ns.name()])
-        .output()
-        .expect("running ascend-notify-sim");
-    (
+/// Runs the inspector binary; returns (exit success, stdout, stderr), or `None` when it is not
+/// built (`common::inspector` says so; `crates/inspector/tests` checks its refusal of a
+/// corrupted registry whatever this package's tests find).
+fn inspector(ns: &ScopedNamespace, args: &[&str]) -> Option<(bool, String, String)> {
+    let mut argv = args.to_vec();
+    argv.extend(["--namespace", ns.name()]);
+    let out = common::inspector(&argv)?;
+    Some((
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    ))
 }
 
 /// The inspector binary on a corrupted registry: a clean failure naming the remedy.
 #[track_caller]
 fn assert_inspector_refuses(ns: &ScopedNamespace, case: &str) {
-    let (ok, _, stderr) = inspector(ns, &["status", "--json"]);
+    let Some((ok, _, stderr)) = inspector(ns, &["status", "--json"]) else {
+        return;
+    };
     assert!(!ok, "{case}: the inspector accepted a corrupted registry");
     assert!(
         stderr.contains("507000") || stderr.contains("R14"),
@@ -293,7 +257,9 @@ fn assert_inspector_refuses(ns: &ScopedNamespace, case: &str) {
 #[track_caller]
 fn assert_inspector_survives(ns: &ScopedNamespace, case: &str) {
     for args in [&["status", "--json"][..], &["list", "--json"][..]] {
-        let (ok, _, stderr) = inspector(ns, args);
+        let Some((ok, _, stderr)) = inspector(ns, args) else {
+            return;
+        };
         assert!(ok, "{case}: inspector {args:?} failed: {stderr}");
         assert!(!stderr.contains("panicked"), "{case}: {stderr}");
     }
@@ -318,30 +284,34 @@ fn child() {
 /// `import <key>` (answers `ok <index>`), `record <index>` (record an imported notify),
 /// `quit`. Every command answers `ok` or `err <code> <reason>`.
 fn holder(link: &mut StdioLink) {
-    let b = SimBackend::from_env().expect("holder attaches");
-    b.set_device(DeviceId(1)).unwrap();
-    let s = b.create_stream().unwrap();
-    let own = b.create_notify(NotifyFlags::DEFAULT).unwrap();
+    let rt = SimRuntime::from_env().expect("holder attaches");
+    let dev = rt.device(DeviceId(1)).unwrap();
+    let s = dev.create_stream().unwrap();
+    let own = dev.create_notify(NotifyFlags::DEFAULT).unwrap();
     let key = own.export(ExportFlags::DISABLE_PID_VALIDATION).unwrap();
     link.send(&format!("key {key}"));
-    link.send(&format!("id {} {}", own.device().0, own.id().unwrap().0));
+    link.send(&format!(
+        "id {} {}",
+        own.notify_device().0,
+        own.id().unwrap().0
+    ));
     let mut imported: Vec<SimNotify> = Vec::new();
     loop {
         let line = link.recv();
         let (cmd, arg) = line.split_once(' ').unwrap_or((line.as_str(), ""));
         let reply = match cmd {
             "cycle" => fmt_result(
-                own.record(&s)
-                    .and_then(|()| own.wait_and_reset(&s, 2))
+                s.record(&own)
+                    .and_then(|()| s.wait(&own, Timeout::secs(2)))
                     .and_then(|()| s.synchronize()),
             ),
             "wait" => fmt_result(
-                own.wait_and_reset(&s, arg.parse().unwrap())
+                s.wait(&own, Timeout::secs(arg.parse().unwrap()))
                     .and_then(|()| s.synchronize()),
             ),
             "import" => {
                 let key: ExportKey = arg.parse().unwrap();
-                match b.import_notify(&key, ImportFlags::ENABLE_PEER_ACCESS) {
+                match dev.import_notify(&key, ImportFlags::ENABLE_PEER_ACCESS) {
                     Ok(n) => {
                         imported.push(n);
                         format!("ok {}", imported.len() - 1)
@@ -351,7 +321,7 @@ fn holder(link: &mut StdioLink) {
             }
             "record" => {
                 let n = &imported[arg.parse::<usize>().unwrap()];
-                fmt_result(n.record(&s).and_then(|()| s.synchronize()))
+                fmt_result(s.record(n).and_then(|()| s.synchronize()))
             }
             "quit" => break,
             other => panic!("unknown command {other}"),
@@ -373,7 +343,9 @@ struct Fixture {
     /// Device and id of the holder's notify.
     peer_id: (u32, u32),
     s: SimStream,
-    b: SimBackend,
+    /// Device 0 of this process's runtime.
+    d0: SimDevice,
+    rt: SimRuntime,
     seg: Seg,
     ns: ScopedNamespace,
 }
@@ -381,15 +353,14 @@ struct Fixture {
 impl Fixture {
     fn new(label: &str) -> Self {
         let ns = ScopedNamespace::new(label).with_size(DEVICES, CAPACITY);
-        let b = ns
-            .builder()
+        let rt = builder(&ns)
             .build()
             .expect("first attach creates the namespace");
-        b.set_device(DeviceId(0)).unwrap();
-        let s = b.create_stream().unwrap();
-        let own = b.create_notify(NotifyFlags::DEFAULT).unwrap();
+        let d0 = rt.device(DeviceId(0)).unwrap();
+        let s = d0.create_stream().unwrap();
+        let own = d0.create_notify(NotifyFlags::DEFAULT).unwrap();
         let own_key = own.export(ExportFlags::DISABLE_PID_VALIDATION).unwrap();
-        let mut peer = RoleSpawner::new("child", &ns).start("holder");
+        let mut peer = spawner(&ns).start("holder");
         let peer_key: ExportKey = peer
             .recv()
             .strip_prefix("key ")
@@ -403,7 +374,7 @@ impl Fixture {
             .split(' ')
             .map(|v| v.parse::<u32>().unwrap());
         let peer_id = (it.next().unwrap(), it.next().unwrap());
-        let peer_n = b
+        let peer_n = d0
             .import_notify(&peer_key, ImportFlags::ENABLE_PEER_ACCESS)
             .unwrap();
         peer.send(&format!("import {own_key}"));
@@ -415,7 +386,8 @@ impl Fixture {
             peer_n,
             peer_id,
             s,
-            b,
+            d0,
+            rt,
             seg,
             ns,
         };
@@ -424,7 +396,7 @@ impl Fixture {
     }
 
     fn own_id(&self) -> (u32, u32) {
-        (self.own.device().0 as u32, self.own.id().unwrap().0)
+        (self.own.notify_device().0 as u32, self.own.id().unwrap().0)
     }
 
     fn ask(&mut self, line: &str) -> String {
@@ -437,13 +409,13 @@ impl Fixture {
     #[track_caller]
     fn check_contained(&mut self, when: &str) {
         // Our own notify, locally: a record before the wait is not lost (R1).
-        self.own.record(&self.s).unwrap();
-        self.own.wait_and_reset(&self.s, 2).unwrap();
+        self.s.record(&self.own).unwrap();
+        self.s.wait(&self.own, Timeout::secs(2)).unwrap();
         self.s
             .synchronize()
             .unwrap_or_else(|e| panic!("{when}: local record/wait: {e}"));
         // The holder records our notify while our wait is pending: it must wake us.
-        self.own.wait_and_reset(&self.s, 5).unwrap();
+        self.s.wait(&self.own, Timeout::secs(5)).unwrap();
         let t = Instant::now();
         let r = self.ask("record 0");
         assert_eq!(r, "ok", "{when}: the holder records our notify");
@@ -456,7 +428,7 @@ impl Fixture {
             t.elapsed()
         );
         // We record the holder's notify; its wait passes (R1: the record is not lost).
-        self.peer_n.record(&self.s).unwrap();
+        self.s.record(&self.peer_n).unwrap();
         self.s.synchronize().unwrap();
         let r = self.ask("wait 5");
         assert_eq!(
@@ -468,13 +440,13 @@ impl Fixture {
         assert_eq!(r, "ok", "{when}: the holder's own record/wait");
         // Fresh registry work by the attached processes.
         let n = self
-            .b
+            .d0
             .create_notify(NotifyFlags::DEFAULT)
             .unwrap_or_else(|e| panic!("{when}: create: {e}"));
         let key = n
             .export(ExportFlags::DISABLE_PID_VALIDATION)
             .unwrap_or_else(|e| panic!("{when}: export: {e}"));
-        n.wait_and_reset(&self.s, 5).unwrap();
+        self.s.wait(&n, Timeout::secs(5)).unwrap();
         let r = self.ask(&format!("import {key}"));
         let index = r
             .strip_prefix("ok ")
@@ -498,10 +470,16 @@ impl Fixture {
         drop(self.own);
         drop(self.peer_n);
         drop(self.s);
-        drop(self.b);
+        drop(self.d0);
+        drop(self.rt);
         assert!(
             !backend_sim::namespace_exists(&name),
             "the last process out removes even a damaged namespace"
+        );
+        assert!(
+            backend_sim::namespace_files(&name).is_empty(),
+            "files left behind: {:?}",
+            backend_sim::namespace_files(&name)
         );
         drop(self.ns);
     }
@@ -519,12 +497,14 @@ fn wrong_magic_refuses_attach() {
         0,
         !lay::MAGIC,
         lay::MAGIC ^ 1,
-        u64::from_le_bytes(*b"ASCNTFY2"),
+        // The magic of layout version 1 (a registry of an older build), and of a newer one.
+        u64::from_le_bytes(*b"ASCNTFY1"),
+        u64::from_le_bytes(*b"ASCNTFY3"),
     ] {
         f.seg.put_u64(lay::H_MAGIC, bad);
         let case = format!("magic {bad:#x}");
         assert_refused(attach(&f.ns, &case), &f.ns, &case);
-        assert_refused(backend_sim::inspect(f.ns.name()), &f.ns, &case);
+        assert_refused(inspect::inspect(f.ns.name()), &f.ns, &case);
         assert_inspector_refuses(&f.ns, &case);
         f.check_contained(&case);
     }
@@ -537,7 +517,8 @@ fn wrong_magic_refuses_attach() {
 #[test]
 fn wrong_version_refuses_attach() {
     let mut f = Fixture::new("version");
-    for bad in [0, 2, lay::VERSION + 1000, u32::MAX] {
+    // 1: the previous layout (this build reads 2); 3: a newer one.
+    for bad in [0, 1, 3, lay::VERSION + 1000, u32::MAX] {
         f.seg.put_u32(lay::H_VERSION, bad);
         let case = format!("version {bad}");
         let res = attach(&f.ns, &case);
@@ -545,7 +526,7 @@ fn wrong_version_refuses_attach() {
             assert!(e.reason().contains("version"), "{case}: {e}");
         }
         assert_refused(res, &f.ns, &case);
-        assert_refused(backend_sim::inspect(f.ns.name()), &f.ns, &case);
+        assert_refused(inspect::inspect(f.ns.name()), &f.ns, &case);
         f.check_contained(&case);
     }
     f.seg.put_u32(lay::H_VERSION, lay::VERSION);
@@ -553,8 +534,20 @@ fn wrong_version_refuses_attach() {
     f.finish();
 }
 
-/// R14: devices, capacity, sizes, offsets and the namespace hash, each scribbled alone (and one
-/// coherent lie: a larger layout than the segment holds), refuse the attach with 507000.
+/// R14: devices, capacity, process count, sizes, offsets and the namespace hash, each
+/// scribbled alone (and coherent lies: a larger layout than the segment holds), refuse the
+/// attach with 507000.
+///
+/// Every case runs; the accepted ones are reported together at the end. Fails at 2ccc0b2 (sim
+/// bug) for "capacity 63": `Layout::new(4, 63, 128)` has the same offsets and total size as
+/// `(4, 64, 128)` (the notify table's end is rounded up to a page before the allocation table,
+/// and 4 x 448 bytes fit in the slack), so `registry/segment.rs` `validate_header` finds every
+/// field consistent and the newcomer attaches with 63 slots per device while the others use 64:
+/// its slot `(1, 0)` is their `(0, 63)`, and its records land in another process's notify.
+/// Layout v1 caught it (its total size followed the capacity exactly). Fix: store something
+/// that pins the configuration and that a one-field scribble cannot keep consistent (the exact
+/// notify table size `devices * capacity * notify_size`, or a checksum of the configuration
+/// fields written at creation), and check it in `validate_header`.
 #[test]
 fn scribbled_header_fields_refuse_attach() {
     use lay::*;
@@ -562,7 +555,19 @@ fn scribbled_header_fields_refuse_attach() {
         U32(u64, u32),
         U64(u64, u64),
     }
-    let big = total_size(DEVICES, 2 * CAPACITY);
+    let big = total_size(DEVICES, 2 * CAPACITY, MAX_PROCS);
+    // A coherent header for another configuration: every derived field follows it.
+    let coherent = |devices: u32, capacity: u32, procs: u32| {
+        vec![
+            V::U32(H_DEVICES, devices),
+            V::U32(H_CAPACITY, capacity),
+            V::U32(H_MAX_PROCS, procs),
+            V::U64(H_NOTIFIES_OFFSET, notifies_offset(procs)),
+            V::U64(H_ALLOCS_OFFSET, allocs_offset(devices, capacity, procs)),
+            V::U64(H_EXPORTS_OFFSET, exports_offset(devices, capacity, procs)),
+            V::U64(H_TOTAL_SIZE, total_size(devices, capacity, procs)),
+        ]
+    };
     let cases: Vec<(&str, Vec<V>)> = vec![
         ("devices 0", vec![V::U32(H_DEVICES, 0)]),
         ("devices 65", vec![V::U32(H_DEVICES, 65)]),
@@ -585,13 +590,12 @@ fn scribbled_header_fields_refuse_attach() {
             vec![V::U32(H_HEADER_SIZE, HEADER_SIZE as u32 + 1)],
         ),
         ("max_procs 64", vec![V::U32(H_MAX_PROCS, 64)]),
+        ("max_procs 0", vec![V::U32(H_MAX_PROCS, 0)]),
+        ("max_procs 0xffff", vec![V::U32(H_MAX_PROCS, 0xffff)]),
         ("max_procs max", vec![V::U32(H_MAX_PROCS, u32::MAX)]),
         ("proc_size 0", vec![V::U32(H_PROC_SIZE, 0)]),
         ("notify_size 1", vec![V::U32(H_NOTIFY_SIZE, 1)]),
-        (
-            "total_size +1",
-            vec![V::U64(H_TOTAL_SIZE, total_size(DEVICES, CAPACITY) + 1)],
-        ),
+        ("total_size +1", vec![V::U64(H_TOTAL_SIZE, TOTAL_SIZE + 1)]),
         ("total_size 0", vec![V::U64(H_TOTAL_SIZE, 0)]),
         ("total_size max", vec![V::U64(H_TOTAL_SIZE, u64::MAX)]),
         ("ns_hash", vec![V::U64(H_NS_HASH, 0x0123_4567_89ab_cdef)]),
@@ -602,20 +606,45 @@ fn scribbled_header_fields_refuse_attach() {
             "notifies_offset max",
             vec![V::U64(H_NOTIFIES_OFFSET, u64::MAX - 63)],
         ),
+        ("allocs_offset 0", vec![V::U64(H_ALLOCS_OFFSET, 0)]),
+        (
+            "allocs_offset past the end",
+            vec![V::U64(H_ALLOCS_OFFSET, TOTAL_SIZE)],
+        ),
+        (
+            "exports_offset + 4096",
+            vec![V::U64(H_EXPORTS_OFFSET, EXPORTS_OFFSET + 4096)],
+        ),
+        (
+            "exports_offset max",
+            vec![V::U64(H_EXPORTS_OFFSET, u64::MAX)],
+        ),
         (
             "a coherent header twice the segment's size",
-            vec![V::U32(H_CAPACITY, 2 * CAPACITY), V::U64(H_TOTAL_SIZE, big)],
+            vec![
+                V::U32(H_CAPACITY, 2 * CAPACITY),
+                V::U64(
+                    H_ALLOCS_OFFSET,
+                    allocs_offset(DEVICES, 2 * CAPACITY, MAX_PROCS),
+                ),
+                V::U64(
+                    H_EXPORTS_OFFSET,
+                    exports_offset(DEVICES, 2 * CAPACITY, MAX_PROCS),
+                ),
+                V::U64(H_TOTAL_SIZE, big),
+            ],
         ),
         (
             "a coherent header of 64 x 0xffff slots",
-            vec![
-                V::U32(H_DEVICES, 64),
-                V::U32(H_CAPACITY, 0xffff),
-                V::U64(H_TOTAL_SIZE, total_size(64, 0xffff)),
-            ],
+            coherent(64, 0xffff, MAX_PROCS),
+        ),
+        (
+            "a coherent header of 0xfffe processes",
+            coherent(DEVICES, CAPACITY, 0xfffe),
         ),
     ];
     // One namespace (and holder process) per case.
+    let mut accepted = Vec::new();
     for (case, writes) in cases {
         let mut f = Fixture::new("field");
         let mut header = vec![0u8; HEADER_SIZE as usize];
@@ -626,14 +655,35 @@ fn scribbled_header_fields_refuse_attach() {
                 V::U64(off, v) => f.seg.put_u64(off, v),
             }
         }
-        assert_refused(attach(&f.ns, case), &f.ns, case);
-        assert_refused(backend_sim::inspect(f.ns.name()), &f.ns, case);
+        match attach(&f.ns, case) {
+            Ok(rt) => {
+                accepted.push(format!(
+                    "{case}: attach accepted ({} devices x {} slots)",
+                    rt.device_count().unwrap_or(0),
+                    rt.capacity()
+                ));
+                drop(rt);
+            }
+            Err(e) => assert_refused(Err::<(), _>(e), &f.ns, case),
+        }
+        match inspect::inspect(f.ns.name()) {
+            Ok(snap) => accepted.push(format!(
+                "{case}: inspect accepted ({:?})",
+                snap.map(|s| (s.devices, s.capacity))
+            )),
+            Err(e) => assert_refused(Err::<(), _>(e), &f.ns, case),
+        }
         f.check_contained(case);
         f.seg.write(0, &header);
         let again = attach(&f.ns, case).unwrap_or_else(|e| panic!("{case}, restored: {e}"));
         drop(again);
         f.finish();
     }
+    assert!(
+        accepted.is_empty(),
+        "corrupted registries were accepted:\n{}",
+        accepted.join("\n")
+    );
 }
 
 /// §4: a header whose state says "not initialised" (or garbage) refuses the attach.
@@ -644,7 +694,7 @@ fn bad_header_state_refuses_attach() {
         f.seg.put_u32(lay::H_STATE, bad);
         let case = format!("state {bad:#x}");
         assert_refused(attach(&f.ns, &case), &f.ns, &case);
-        assert_refused(backend_sim::inspect(f.ns.name()), &f.ns, &case);
+        assert_refused(inspect::inspect(f.ns.name()), &f.ns, &case);
         f.check_contained(&case);
     }
     f.seg.put_u32(lay::H_STATE, lay::STATE_READY);
@@ -687,7 +737,7 @@ fn truncated_segment_refuses_attach() {
             assert!(e.reason().contains("bytes"), "{case}: {e}");
         }
         assert_refused(res, &f.ns, &case);
-        assert_refused(backend_sim::inspect(f.ns.name()), &f.ns, &case);
+        assert_refused(inspect::inspect(f.ns.name()), &f.ns, &case);
         assert_inspector_refuses(&f.ns, &case);
         f.check_contained(&case);
     }
@@ -702,7 +752,7 @@ fn truncated_segment_refuses_attach() {
 #[test]
 fn segment_truncated_below_header_refuses_attach() {
     let ns = ScopedNamespace::new("trunc-hdr").with_size(DEVICES, CAPACITY);
-    let mut peer = RoleSpawner::new("child", &ns).start("holder");
+    let mut peer = spawner(&ns).start("holder");
     assert!(peer.recv().starts_with("key "));
     assert!(peer.recv().starts_with("id "));
     let seg = Seg::open(&ns);
@@ -710,13 +760,13 @@ fn segment_truncated_below_header_refuses_attach() {
         seg.truncate(len);
         let case = format!("truncated to {len} bytes");
         assert_refused(attach(&ns, &case), &ns, &case);
-        assert_refused(backend_sim::inspect(ns.name()), &ns, &case);
+        assert_refused(inspect::inspect(ns.name()), &ns, &case);
     }
     for len in [lay::HEADER_SIZE - 1, 100, 1] {
         seg.truncate(len);
         let case = format!("truncated to {len} bytes");
         assert_refused(attach(&ns, &case), &ns, &case);
-        assert_refused(backend_sim::inspect(ns.name()), &ns, &case);
+        assert_refused(inspect::inspect(ns.name()), &ns, &case);
     }
     // Size 0 looks like a segment whose creator has not sized it yet: the attach waits for the
     // simulator's patience (3 s), then refuses.
@@ -734,7 +784,7 @@ fn segment_truncated_below_header_refuses_attach() {
 #[test]
 fn truncated_below_header_message_names_the_remedy() {
     let ns = ScopedNamespace::new("trunc-msg").with_size(DEVICES, CAPACITY);
-    let mut peer = RoleSpawner::new("child", &ns).start("holder");
+    let mut peer = spawner(&ns).start("holder");
     assert!(peer.recv().starts_with("key "));
     assert!(peer.recv().starts_with("id "));
     Seg::open(&ns).truncate(100);
@@ -764,17 +814,18 @@ fn zeroed_segment_refuses_attach() {
             .create_new(true)
             .open(&path)
             .expect("creating a fake segment");
-        file.set_len(lay::total_size(DEVICES, CAPACITY)).unwrap();
+        file.set_len(TOTAL_SIZE).unwrap();
         file
     };
     drop(make_zeroed());
-    assert_refused(backend_sim::inspect(ns.name()), &ns, "a zeroed segment");
+    assert_refused(inspect::inspect(ns.name()), &ns, "a zeroed segment");
     assert_inspector_refuses(&ns, "a zeroed segment");
     {
-        let b =
+        let rt =
             attach(&ns, "zeroed, nobody attached").expect("a dead creator's segment is replaced");
-        b.set_device(DeviceId(0)).unwrap();
-        let n = b
+        let n = rt
+            .device(DeviceId(0))
+            .unwrap()
             .create_notify(NotifyFlags::DEFAULT)
             .expect("the fresh registry works");
         drop(n);
@@ -791,12 +842,14 @@ fn zeroed_segment_refuses_attach() {
     seg.put_u32(lay::H_HEADER_SIZE, lay::HEADER_SIZE as u32);
     seg.put_u32(lay::H_DEVICES, DEVICES);
     seg.put_u32(lay::H_CAPACITY, CAPACITY);
-    seg.put_u32(lay::H_MAX_PROCS, lay::MAX_PROCS as u32);
+    seg.put_u32(lay::H_MAX_PROCS, MAX_PROCS);
     seg.put_u32(lay::H_PROC_SIZE, lay::PROC_SIZE as u32);
     seg.put_u32(lay::H_NOTIFY_SIZE, lay::NOTIFY_SIZE as u32);
-    seg.put_u64(lay::H_TOTAL_SIZE, lay::total_size(DEVICES, CAPACITY));
+    seg.put_u64(lay::H_TOTAL_SIZE, TOTAL_SIZE);
     seg.put_u64(lay::H_PROCS_OFFSET, lay::PROCS_OFFSET);
-    seg.put_u64(lay::H_NOTIFIES_OFFSET, lay::NOTIFIES_OFFSET);
+    seg.put_u64(lay::H_NOTIFIES_OFFSET, NOTIFIES_OFFSET);
+    seg.put_u64(lay::H_ALLOCS_OFFSET, ALLOCS_OFFSET);
+    seg.put_u64(lay::H_EXPORTS_OFFSET, EXPORTS_OFFSET);
     let res = attach(&ns, "state 0");
     if let Err(e) = &res {
         assert!(e.reason().contains("creator died"), "{e}");
@@ -804,8 +857,9 @@ fn zeroed_segment_refuses_attach() {
     assert_refused(res, &ns, "a segment whose state never became ready");
     assert!(backend_sim::remove_namespace(ns.name()).unwrap());
     // Once removed, the namespace is usable again.
-    let b = attach(&ns, "after remove").expect("a removed namespace is created afresh");
-    drop(b);
+    let rt = attach(&ns, "after remove").expect("a removed namespace is created afresh");
+    drop(rt);
+    assert!(backend_sim::namespace_files(ns.name()).is_empty());
 }
 
 /// R14: a process that attached before the header was scribbled keeps working on its own
@@ -820,14 +874,14 @@ fn attached_processes_keep_working_after_header_scribbled() {
         .collect();
     f.seg.write(0, &garbage);
     assert_refused(attach(&f.ns, "scribbled"), &f.ns, "scribbled header");
-    assert_refused(backend_sim::inspect(f.ns.name()), &f.ns, "scribbled header");
+    assert_refused(inspect::inspect(f.ns.name()), &f.ns, "scribbled header");
     assert_inspector_refuses(&f.ns, "scribbled header");
     for round in 0..3 {
         f.check_contained(&format!("scribbled header, round {round}"));
     }
     // More creates than the device's slots would allow if the scribbled hints were trusted.
     let extra: Vec<SimNotify> = (0..8)
-        .map(|_| f.b.create_notify(NotifyFlags::DEFAULT).unwrap())
+        .map(|_| f.d0.create_notify(NotifyFlags::DEFAULT).unwrap())
         .collect();
     let mut ids: Vec<u32> = extra.iter().map(|n| n.id().unwrap().0).collect();
     ids.push(f.own_id().1);
@@ -840,8 +894,8 @@ fn attached_processes_keep_working_after_header_scribbled() {
     );
     assert!(ids.iter().all(|&i| i < CAPACITY));
     for n in &extra {
-        n.record(&f.s).unwrap();
-        n.wait_and_reset(&f.s, 1).unwrap();
+        f.s.record(n).unwrap();
+        f.s.wait(n, Timeout::secs(1)).unwrap();
     }
     f.s.synchronize().unwrap();
     drop(extra);
@@ -858,15 +912,15 @@ fn huge_whitelist_len_fails_import_cleanly() {
     let mut f = Fixture::new("wl");
     let peer_pid = f.peer.pid();
     // Two whitelisted notifies on device 0.
-    let n1 = f.b.create_notify(NotifyFlags::DEFAULT).unwrap();
+    let n1 = f.d0.create_notify(NotifyFlags::DEFAULT).unwrap();
     let k1 = n1.export(ExportFlags::DEFAULT).unwrap();
-    n1.set_import_pids(&[peer_pid]).unwrap();
-    let n2 = f.b.create_notify(NotifyFlags::DEFAULT).unwrap();
+    n1.set_import_pid(peer_pid).unwrap();
+    let n2 = f.d0.create_notify(NotifyFlags::DEFAULT).unwrap();
     let k2 = n2.export(ExportFlags::DEFAULT).unwrap();
-    n2.set_import_pids(&[peer_pid]).unwrap();
-    let n3 = f.b.create_notify(NotifyFlags::DEFAULT).unwrap();
+    n2.set_import_pid(peer_pid).unwrap();
+    let n3 = f.d0.create_notify(NotifyFlags::DEFAULT).unwrap();
     let k3 = n3.export(ExportFlags::DEFAULT).unwrap();
-    n3.set_import_pids(&[peer_pid]).unwrap();
+    n3.set_import_pid(peer_pid).unwrap();
     let wl = |n: &SimNotify| Seg::slot(0, n.id().unwrap().0) + lay::N_WHITELIST_LEN;
     f.seg.put_u32(wl(&n1), 1000);
     f.seg.put_u32(wl(&n3), u32::MAX);
@@ -881,22 +935,22 @@ fn huge_whitelist_len_fails_import_cleanly() {
     }
     // R6: the creator cannot extend a corrupted whitelist either.
     assert_code(
-        n1.set_import_pids(&[Pid(1)]),
+        n1.set_import_pid(Pid(1)),
         AclError::RT_INTERNAL_ERROR,
-        "set_import_pids on a corrupted whitelist",
+        "set_import_pid on a corrupted whitelist",
     );
     // The undamaged notify imports and works across the processes.
     let r = f.ask(&format!("import {k2}"));
     let index = r.strip_prefix("ok ").expect("undamaged import").to_owned();
-    n2.wait_and_reset(&f.s, 5).unwrap();
+    f.s.wait(&n2, Timeout::secs(5)).unwrap();
     assert_eq!(f.ask(&format!("record {index}")), "ok");
     f.s.synchronize().unwrap();
     // The damaged notify itself still records and waits locally (its flag is intact).
-    n1.record(&f.s).unwrap();
-    n1.wait_and_reset(&f.s, 1).unwrap();
+    f.s.record(&n1).unwrap();
+    f.s.wait(&n1, Timeout::secs(1)).unwrap();
     f.s.synchronize().unwrap();
     // The inspector clamps what it shows.
-    let snap = backend_sim::inspect(f.ns.name()).unwrap().unwrap();
+    let snap = inspect::inspect(f.ns.name()).unwrap().unwrap();
     let info = snap
         .notifies
         .iter()
@@ -926,7 +980,7 @@ fn corrupted_waiters_count_does_not_hang() {
     // The count cleared under a sleeping waiter: the holder's record then makes no wake-up call,
     // but the waiter re-checks the flag at its deadline: the wait passes (R1: the record is not
     // lost) no later than its timeout.
-    f.own.wait_and_reset(&f.s, 2).unwrap();
+    f.s.wait(&f.own, Timeout::secs(2)).unwrap();
     let t = Instant::now();
     wait_until_asleep(&f.seg, waiters);
     f.seg.put_u32(waiters, 0);
@@ -968,7 +1022,7 @@ fn corrupted_waiters_count_does_not_hang_an_untimed_wait() {
     let mut f = Fixture::new("waiters-forever");
     let (d, id) = f.own_id();
     let waiters = Seg::slot(d, id) + lay::N_WAITERS;
-    f.own.wait_and_reset(&f.s, 0).unwrap();
+    f.s.wait(&f.own, Timeout::FOREVER).unwrap();
     wait_until_asleep(&f.seg, waiters);
     f.seg.put_u32(waiters, 0);
     assert_eq!(f.ask("record 0"), "ok");
@@ -992,7 +1046,7 @@ fn corrupted_free_hint_and_high_water_are_contained() {
     let hint = |d: u32| lay::H_FREE_HINT + 4 * u64::from(d);
     let hw = |d: u32| lay::H_HIGH_WATER + 4 * u64::from(d);
     let live_ids = |f: &Fixture, d: u32| -> Vec<u32> {
-        let snap = backend_sim::inspect(f.ns.name()).unwrap().unwrap();
+        let snap = inspect::inspect(f.ns.name()).unwrap().unwrap();
         snap.notifies
             .iter()
             .filter(|n| n.device == d)
@@ -1016,7 +1070,7 @@ fn corrupted_free_hint_and_high_water_are_contained() {
         }
         for _ in 0..4 {
             let n =
-                f.b.create_notify(NotifyFlags::DEFAULT)
+                f.d0.create_notify(NotifyFlags::DEFAULT)
                     .unwrap_or_else(|e| panic!("{case}: create: {e}"));
             let id = n.id().unwrap().0;
             assert!(id < CAPACITY, "{case}: id {id} out of range");
@@ -1024,8 +1078,8 @@ fn corrupted_free_hint_and_high_water_are_contained() {
                 !before.contains(&id) && !held.iter().any(|m| m.id().unwrap().0 == id),
                 "{case}: create handed out live slot {id}"
             );
-            n.record(&f.s).unwrap();
-            n.wait_and_reset(&f.s, 1).unwrap();
+            f.s.record(&n).unwrap();
+            f.s.wait(&n, Timeout::secs(1)).unwrap();
             f.s.synchronize().unwrap();
             held.push(n);
         }
@@ -1041,10 +1095,10 @@ fn corrupted_free_hint_and_high_water_are_contained() {
         f.seg.put_u32(hint(d), u32::MAX - 1);
         f.seg.put_u32(hw(d), 0);
     }
-    f.b.set_device(DeviceId(2)).unwrap();
+    let d2 = f.rt.device(DeviceId(2)).unwrap();
     let mut fill = Vec::new();
     loop {
-        match f.b.create_notify(NotifyFlags::DEFAULT) {
+        match d2.create_notify(NotifyFlags::DEFAULT) {
             Ok(n) => fill.push(n),
             Err(e) => {
                 assert_eq!(e.code(), AclError::RT_NO_NOTIFY_RESOURCE, "{e}");
@@ -1058,7 +1112,7 @@ fn corrupted_free_hint_and_high_water_are_contained() {
     }
     assert_eq!(fill.len(), CAPACITY as usize);
     drop(fill);
-    f.b.set_device(DeviceId(0)).unwrap();
+    drop(d2);
     drop(held);
     f.check_contained("after filling a device");
     f.finish();
@@ -1076,9 +1130,9 @@ fn corrupted_free_hint_and_high_water_are_contained() {
 #[ignore = "known limitation: a lowered high-water mark hides a dead holder's notify from reclamation"]
 fn lowered_high_water_does_not_hide_dead_holders() {
     let ns = ScopedNamespace::new("hw-dead").with_size(DEVICES, CAPACITY);
-    let b = ns.builder().build().unwrap();
-    b.set_device(DeviceId(1)).unwrap();
-    let mut peer = RoleSpawner::new("child", &ns).start("holder");
+    let rt = builder(&ns).build().unwrap();
+    let d1 = rt.device(DeviceId(1)).unwrap();
+    let mut peer = spawner(&ns).start("holder");
     assert!(peer.recv().starts_with("key "));
     let peer_pid = peer.pid().0;
     assert_eq!(
@@ -1090,11 +1144,12 @@ fn lowered_high_water_does_not_hide_dead_holders() {
     seg.put_u32(lay::H_HIGH_WATER + 4, 0);
     peer.kill();
     let _ = peer.finish();
-    // Reclamation (by the inspector), then creates that raise the mark past slot 0 again.
-    let _ = backend_sim::inspect(ns.name()).unwrap();
-    let n = b.create_notify(NotifyFlags::DEFAULT).unwrap();
-    let snap = backend_sim::inspect(ns.name()).unwrap().unwrap();
-    assert_eq!(snap.processes, vec![std::process::id() as i32]);
+    // Reclamation (the inspector's `reclaim`: reading alone no longer reclaims), then creates
+    // that raise the mark past slot 0 again.
+    let _ = inspect::reclaim(ns.name()).unwrap();
+    let n = d1.create_notify(NotifyFlags::DEFAULT).unwrap();
+    let snap = inspect::inspect(ns.name()).unwrap().unwrap();
+    assert_eq!(tgids(&snap), vec![std::process::id() as i32]);
     for info in &snap.notifies {
         assert!(
             !info.holders.contains(&peer_pid),
@@ -1105,80 +1160,126 @@ fn lowered_high_water_does_not_hide_dead_holders() {
     }
     assert_eq!(snap.notifies.len(), 1, "only our notify is live: {snap:?}");
     drop(n);
-    drop(b);
+    drop((d1, rt));
 }
 
-/// R9/R14: garbage holder bits and an out-of-range `creator_proc` never make the inspector or
+/// The bare tgids of every process a snapshot lists (alive or dead), sorted.
+fn tgids(snap: &inspect::Snapshot) -> Vec<i32> {
+    let mut v: Vec<i32> = snap.processes.iter().map(|p| p.tgid).collect();
+    v.sort_unstable();
+    v
+}
+
+/// R9/R14: garbage holder codes and an out-of-range creator code never make the inspector or
 /// reclamation panic, and other notifies are unaffected.
+///
+/// Layout v2 keeps a notify's holders as up to 16 holder codes (process slot and generation)
+/// instead of v1's bitmask of process slots, and the creator as a holder code instead of a
+/// process index: the garbage written is all-ones holder codes and a creator code far out of
+/// range.
 #[test]
 fn garbage_holders_and_creator_do_not_panic() {
     let mut f = Fixture::new("holders");
     let (pd, pi) = f.peer_id;
-    let extra = f.b.create_notify(NotifyFlags::DEFAULT).unwrap();
+    let extra = f.d0.create_notify(NotifyFlags::DEFAULT).unwrap();
     let extra_slot = Seg::slot(0, extra.id().unwrap().0);
-    // Every holder bit set on the holder's notify; a creator index far out of range on ours.
-    f.seg.put_u64(Seg::slot(pd, pi) + lay::N_HOLDERS, u64::MAX);
-    f.seg
-        .put_u64(Seg::slot(pd, pi) + lay::N_HOLDERS + 8, u64::MAX);
-    f.seg.put_u32(extra_slot + lay::N_CREATOR_PROC, 0xdead_beef);
-    let snap = backend_sim::inspect(f.ns.name()).expect("inspect").unwrap();
+    // Every holder entry of the holder's notify all ones; a creator far out of range on ours.
+    for i in 0..lay::HOLDERS {
+        f.seg
+            .put_u32(Seg::slot(pd, pi) + lay::N_HOLDERS + 4 * i, u32::MAX);
+    }
+    f.seg.put_u32(extra_slot + lay::N_CREATOR, 0xdead_beef);
+    let snap = inspect::inspect(f.ns.name()).expect("inspect").unwrap();
     let peer_info = snap
         .notifies
         .iter()
         .find(|i| (i.device, i.id) == (pd, pi))
         .expect("the holder's notify is listed");
-    assert_eq!(peer_info.holders.len(), lay::MAX_PROCS as usize);
+    // Changed with the layout: v1 listed every process slot (every bit set). An all-ones code
+    // names process slot 0xfffe, beyond the table: no holder is listed, and none that is not
+    // an attached process.
+    let attached = tgids(&snap);
+    assert!(
+        peer_info.holders.iter().all(|h| attached.contains(h)),
+        "garbage holder codes listed as processes: {peer_info:?} (attached {attached:?})"
+    );
+    assert!(peer_info.holders.is_empty(), "{peer_info:?}");
     let extra_info = snap
         .notifies
         .iter()
         .find(|i| (i.device, i.id) == (0, extra.id().unwrap().0))
         .expect("our extra notify is listed");
-    assert_eq!(
-        extra_info.creator, None,
-        "an out-of-range creator index is shown as gone"
-    );
+    // Checked at the end, so that the rest of the test runs whatever it says.
+    let extra_creator = extra_info.creator;
     assert_inspector_survives(&f.ns, "garbage holders");
-    // The creator's own IPC calls on the damaged notify fail cleanly (the registry no longer
-    // names it as creator); its flag still works.
-    assert!(extra.export(ExportFlags::DEFAULT).is_err());
-    extra.record(&f.s).unwrap();
-    extra.wait_and_reset(&f.s, 1).unwrap();
+    // The creator's own IPC calls on the damaged notify never panic. (Changed with the new
+    // registry: v1 refused them, because the registry no longer named this process as the
+    // creator; v2 takes creatorship from the handle, so the export may also succeed.) Its
+    // flag still works.
+    match extra.export(ExportFlags::DEFAULT) {
+        Ok(_) => {}
+        Err(e) => assert_eq!(e.code(), AclError::RT_INTERNAL_ERROR, "{e}"),
+    }
+    f.s.record(&extra).unwrap();
+    f.s.wait(&extra, Timeout::secs(1)).unwrap();
     f.s.synchronize().unwrap();
     f.check_contained("garbage holders");
     drop(extra);
-    // Reclamation of a dead holder walks the garbage bits without panicking.
+    // Reclamation of a dead holder walks the garbage codes without panicking.
     let Fixture {
         mut peer,
         own,
         peer_n,
         s,
-        b,
+        d0,
+        rt,
         ns,
         ..
     } = f;
     let peer_pid = peer.pid().0;
     peer.kill();
     let _ = peer.finish();
-    let snap = backend_sim::inspect(ns.name())
-        .expect("reclaiming")
-        .unwrap();
-    assert!(!snap.processes.contains(&peer_pid));
-    assert_eq!(snap.processes, vec![std::process::id() as i32]);
+    // Reading no longer reclaims: the inspector's `reclaim` does.
+    assert_eq!(
+        inspect::reclaim(ns.name()).expect("reclaiming"),
+        Some(1),
+        "the dead holder is reclaimed"
+    );
+    let snap = inspect::inspect(ns.name()).expect("inspect").unwrap();
+    assert!(!tgids(&snap).contains(&peer_pid));
+    assert_eq!(tgids(&snap), vec![std::process::id() as i32]);
     assert_inspector_survives(&ns, "garbage holders, holder dead");
     // Our notifies still work.
-    own.record(&s).unwrap();
-    own.wait_and_reset(&s, 1).unwrap();
+    s.record(&own).unwrap();
+    s.wait(&own, Timeout::secs(1)).unwrap();
     s.synchronize().unwrap();
-    peer_n.record(&s).unwrap();
+    s.record(&peer_n).unwrap();
     s.synchronize().unwrap();
-    drop((own, peer_n, s, b));
+    drop((own, peer_n, s, d0, rt));
     assert!(!backend_sim::namespace_exists(ns.name()));
+    assert!(backend_sim::namespace_files(ns.name()).is_empty());
     drop(ns);
+    // At 2ccc0b2 this fails (sim bug): `inspect.rs` lines 147-148 fall back to the slot's
+    // `creator_tgid` for a creator code that names no attached process (see
+    // `crates/inspector/tests/inspector.rs`, `creator_that_exits_cleanly_is_gone`).
+    assert_eq!(
+        extra_creator, None,
+        "an out-of-range creator code is shown as gone"
+    );
 }
 
 /// R9/R14: forged "live" entries in the process table (no lock file behind them) are reclaimed
-/// as dead, not trusted; a damaged slot state or generation makes the creator's IPC calls fail
-/// cleanly.
+/// as dead, not trusted, and do not keep newcomers out; a damaged slot state or generation
+/// makes the creator's IPC calls fail cleanly.
+///
+/// Fails at 2ccc0b2 (sim bug): the newcomer's attach is refused with "its process table is
+/// full". `registry/procs.rs` `free_slot` looks for a free entry among all `max_procs` slots,
+/// but `reclaim::sweep` (which `register` runs when none is free, and the inspector's
+/// `reclaim`) only probes the slots below the header's `proc_high_water`: forged entries above
+/// the mark are never reclaimed, and a process table whose free entries were scribbled "live"
+/// refuses every attach for ever. Fix: let `free_slot` treat an entry at or above
+/// `proc_high_water` as free (no attach ever used it, so "live" there is a scribble), or let
+/// the sweep in `register` probe every slot.
 #[test]
 fn forged_proc_entries_and_slot_state_are_contained() {
     let mut f = Fixture::new("procs");
@@ -1186,30 +1287,33 @@ fn forged_proc_entries_and_slot_state_are_contained() {
     let peer = f.peer.pid().0;
     // Forge every free proc slot as live (pid 1, random nonce); keep the two real ones.
     let mut forged = 0;
-    for i in 0..lay::MAX_PROCS {
+    for i in 0..MAX_PROCS {
         let base = Seg::proc(i);
         if f.seg.u32(base + lay::P_STATE) == 1 {
             continue;
         }
         f.seg.put_u32(base + lay::P_STATE, 1);
-        f.seg.put_u32(base + lay::P_PID, 1);
-        f.seg.put_u64(base + lay::P_NONCE, 0x5eed_0000 + i);
+        f.seg.put_u32(base + lay::P_OS_PID, 1);
+        f.seg.put_u32(base + lay::P_BARE_TGID, 1);
+        f.seg
+            .put_u64(base + lay::P_NONCE, 0x5eed_0000 + u64::from(i));
         forged += 1;
     }
-    assert_eq!(forged, lay::MAX_PROCS - 2);
-    let snap = backend_sim::inspect(f.ns.name()).unwrap().unwrap();
-    let mut procs = snap.processes.clone();
-    procs.sort_unstable();
+    assert_eq!(forged, MAX_PROCS - 2);
+    // Reading no longer reclaims: the inspector's `reclaim` does.
+    inspect::reclaim(f.ns.name()).expect("reclaiming");
+    let snap = inspect::inspect(f.ns.name()).unwrap().unwrap();
     let mut want = vec![me, peer];
     want.sort_unstable();
-    assert_eq!(procs, want, "forged entries are reclaimed as dead");
-    let newcomer = attach(&f.ns, "forged procs").expect("an attach finds a free proc slot");
-    drop(newcomer);
+    assert_eq!(tgids(&snap), want, "forged entries are reclaimed as dead");
+    // Checked at the end, so that the rest of the test runs whatever it says.
+    let newcomer = attach(&f.ns, "forged procs");
+    let newcomer = newcomer.map(drop).map_err(|e| e.to_string());
     f.check_contained("forged proc entries");
 
     // A held slot marked free, and another with a bumped generation, under their creator.
-    let a = f.b.create_notify(NotifyFlags::DEFAULT).unwrap();
-    let b = f.b.create_notify(NotifyFlags::DEFAULT).unwrap();
+    let a = f.d0.create_notify(NotifyFlags::DEFAULT).unwrap();
+    let b = f.d0.create_notify(NotifyFlags::DEFAULT).unwrap();
     let kb = b.export(ExportFlags::DISABLE_PID_VALIDATION).unwrap();
     let sa = Seg::slot(0, a.id().unwrap().0);
     let sb = Seg::slot(0, b.id().unwrap().0);
@@ -1225,14 +1329,16 @@ fn forged_proc_entries_and_slot_state_are_contained() {
     let r = f.ask(&format!("import {kb}"));
     assert!(r.starts_with("err 507899 "), "{r}");
     assert_code(
-        b.set_import_pids(&[Pid(1)]),
+        b.set_import_pid(Pid(1)),
         AclError::RT_INTERNAL_ERROR,
-        "set_import_pids on a slot whose generation changed",
+        "set_import_pid on a slot whose generation changed",
     );
     assert_inspector_survives(&f.ns, "slot state/generation");
     drop((a, b));
     f.check_contained("slot state/generation");
     f.finish();
+    newcomer
+        .unwrap_or_else(|e| panic!("an attach finds a free proc slot among forged entries: {e}"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1255,10 +1361,10 @@ proptest! {
         )
     ) {
         let ns = ScopedNamespace::new("fuzz").with_size(DEVICES, CAPACITY);
-        let a = ns.builder().build().unwrap();
-        a.set_device(DeviceId(0)).unwrap();
-        let s = a.create_stream().unwrap();
-        let n = a.create_notify(NotifyFlags::DEFAULT).unwrap();
+        let a = builder(&ns).build().unwrap();
+        let d0 = a.device(DeviceId(0)).unwrap();
+        let s = d0.create_stream().unwrap();
+        let n = d0.create_notify(NotifyFlags::DEFAULT).unwrap();
         let seg = Seg::open(&ns);
         for (off, bytes) in &writes {
             let len = bytes.len().min((lay::HEADER_SIZE - off) as usize);
@@ -1267,11 +1373,11 @@ proptest! {
         match attach_within(&ns, ATTACH_LIMIT) {
             None => panic!("attach hung after writes {writes:?}"),
             Some(Ok(b)) => {
-                b.set_device(DeviceId(1)).unwrap();
-                let s2 = b.create_stream().unwrap();
-                let m = b.create_notify(NotifyFlags::DEFAULT).unwrap();
-                m.record(&s2).unwrap();
-                m.wait_and_reset(&s2, 1).unwrap();
+                let d1 = b.device(DeviceId(1)).unwrap();
+                let s2 = d1.create_stream().unwrap();
+                let m = d1.create_notify(NotifyFlags::DEFAULT).unwrap();
+                s2.record(&m).unwrap();
+                s2.wait(&m, Timeout::secs(1)).unwrap();
                 s2.synchronize().unwrap();
             }
             Some(Err(e)) => {
@@ -1280,13 +1386,19 @@ proptest! {
                 prop_assert!(e.reason().contains(&hint), "{}", e);
             }
         }
-        match backend_sim::inspect(ns.name()) {
+        match inspect::inspect(ns.name()) {
             Ok(_) => {}
             Err(e) => prop_assert_eq!(e.code(), AclError::RT_INTERNAL_ERROR, "{}", e),
         }
         // The attached runtime is unaffected.
-        n.record(&s).unwrap();
-        n.wait_and_reset(&s, 1).unwrap();
+        s.record(&n).unwrap();
+        s.wait(&n, Timeout::secs(1)).unwrap();
         s.synchronize().unwrap();
+        drop((n, s, d0, a));
+        prop_assert!(
+            backend_sim::namespace_files(ns.name()).is_empty(),
+            "files left behind: {:?}",
+            backend_sim::namespace_files(ns.name())
+        );
     }
 }

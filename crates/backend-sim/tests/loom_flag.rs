@@ -9,15 +9,18 @@
 //!
 //! # What is modelled, and how
 //!
-//! Modelled on `wake.rs` as of commit c0c2716; when `wake.rs` changes, change this with it.
+//! Modelled on `wake.rs` as of commit 2ccc0b2 (`wake::wait` takes an `abort: &AtomicBool`, set
+//! by a forced stream destroy, S1); when `wake.rs` changes, change this with it.
 //!
 //! * **The protocol** is re-implemented over loom atomics step for step as `wake.rs` has it:
 //!   `record` stores `flag = 1` (SeqCst), then loads `waiters` (SeqCst) and calls `futex_wake`
 //!   only if it is non-zero; `wait` tries the compare-exchange `1 → 0` (SeqCst / Relaxed), then
 //!   runs its pre-sleep phase, then `waiters += 1` (SeqCst) and loops { compare-exchange;
-//!   deadline check; R14 recount (`waiters == 0`, Relaxed → `waiters += 1`);
-//!   `futex_wait(flag, 0, timeout)` }, and finally `waiters -= 1` (SeqCst `fetch_update`,
-//!   saturating).
+//!   abort check (`abort`, Relaxed); deadline check; R14 recount (`waiters == 0`, Relaxed →
+//!   `waiters += 1`); `futex_wait(flag, 0, timeout)` }, and finally `waiters -= 1` (SeqCst
+//!   `fetch_update`, saturating). A forced destroy (`StreamCore::force_shutdown`) stores
+//!   `abort = true` (SeqCst) and then calls `wake::wake_all` (a `futex_wake` that does not touch
+//!   the flag).
 //!   The pre-sleep phase is bounded by time, so any number of rounds (zero included) is a
 //!   possible run; `recorder_cpu` only chooses its kind. The models run it as [`PreSleep`]:
 //!   none, one spin round (a relaxed load, then the compare-exchange if it saw 1), or one yield
@@ -31,7 +34,9 @@
 //! * **`MAX_SLEEP`** (each futex sleep is capped at 1 s, so that a corrupted `waiters` count
 //!   delays a wake-up by at most a second) is left out on purpose: with it a lost wake-up would
 //!   be a 1 s stall instead of a hang. A wait without deadline sleeps here until it is woken,
-//!   so the models check that no wake-up relies on the cap.
+//!   so the models check that no wake-up relies on the cap. Model 5 (the abort) runs both ways:
+//!   with the cap modelled (a capped sleep may end at any moment: the sleeper yields and
+//!   returns as if the cap expired) and without it.
 //! * **Timeouts**: loom has no clock (`Condvar::wait_timeout` never times out), so a deadline is
 //!   an `AtomicBool` that a *timer thread* sets at a point loom chooses, like the kernel's timer:
 //!   it sets the flag, then takes the bucket lock and wakes the sleepers. Loom explores every
@@ -63,6 +68,13 @@
 //!    `consumed + flag == 1` (the record is consumed or still there).
 //! 4. a wait that times out leaves the flag as it was (R3): (a) no record: times out, flag 0;
 //!    (b) a concurrent record: timed out → flag 1, consumed → flag 0. `waiters` ends 0 always.
+//! 5. a forced destroy (S1) ends a wait without deadline: (a) no record: the wait returns
+//!    unconsumed, flag 0; (b) a concurrent record: aborted → flag 1 (the record stays for the
+//!    next wait), consumed → flag 0. `waiters` ends 0. Both with the 1 s cap; without it (c) the
+//!    abort can be lost: `abort.load` sees `false`, the aborter stores `true` and wakes nobody
+//!    (nobody sleeps yet), the waiter then sleeps on a flag that is still 0. So a forced
+//!    destroy ends a running wait within `MAX_SLEEP` (1 s), not at once; (c) is a
+//!    `#[should_panic]` check that documents it.
 //!
 //! Each broken variant below must make loom fail (`#[should_panic]`), which shows the models
 //! can see the bug they are about. A lost wake-up shows as loom's "deadlock" panic (every thread
@@ -139,6 +151,10 @@ struct Slot {
     bucket: Mutex<()>,
     sleepers: Condvar,
     variant: Variant,
+    /// `StreamCore::abort`: set by a forced destroy (S1).
+    abort: AtomicBool,
+    /// Whether a futex sleep is capped (`MAX_SLEEP`): then it may end at any moment.
+    capped: bool,
 }
 
 impl Slot {
@@ -149,6 +165,16 @@ impl Slot {
             bucket: Mutex::new(()),
             sleepers: Condvar::new(),
             variant,
+            abort: AtomicBool::new(false),
+            capped: false,
+        }
+    }
+
+    /// A slot whose futex sleeps are capped (`MAX_SLEEP`), for model 5.
+    fn capped(variant: Variant, flag: u32) -> Self {
+        Self {
+            capped: true,
+            ..Self::new(variant, flag)
         }
     }
 
@@ -223,6 +249,14 @@ impl Slot {
         if deadline.is_some_and(|d| d.load(SeqCst)) {
             return FutexWait::TimedOut;
         }
+        if self.capped {
+            // `MAX_SLEEP`: the sleep ends when woken or when the cap expires, which from the
+            // protocol's point of view is any moment; loom's `yield_now` lets the other threads
+            // run first, so the waiter's re-check loop is not a busy loop for loom.
+            drop(guard);
+            thread::yield_now();
+            return FutexWait::TimedOut;
+        }
         let _guard = self.sleepers.wait(guard).unwrap();
         if deadline.is_some_and(|d| d.load(SeqCst)) {
             FutexWait::TimedOut
@@ -231,7 +265,7 @@ impl Slot {
         }
     }
 
-    /// `futex(FUTEX_WAKE, flag, i32::MAX)`.
+    /// `futex(FUTEX_WAKE, flag, i32::MAX)` (`wake::record`'s wake, and `wake::wake_all`).
     fn futex_wake(&self) {
         let _guard = self.bucket.lock().unwrap();
         self.sleepers.notify_all();
@@ -242,6 +276,17 @@ impl Slot {
         deadline.store(true, SeqCst);
         let _guard = self.bucket.lock().unwrap();
         self.sleepers.notify_all();
+    }
+
+    // --- stream.rs ---------------------------------------------------------------------------
+
+    /// `StreamCore::force_shutdown`'s part of the protocol: `abort = true` (SeqCst), then
+    /// `wake::wake_all` on the running wait's flag.
+    fn force_shutdown(&self) {
+        self.sc();
+        self.abort.store(true, SeqCst);
+        self.sc();
+        self.futex_wake();
     }
 
     // --- wake.rs -----------------------------------------------------------------------------
@@ -318,6 +363,9 @@ impl Slot {
                     if self.try_consume() {
                         break true;
                     }
+                    if self.abort.load(Relaxed) {
+                        break false;
+                    }
                     if expired() {
                         break false;
                     }
@@ -329,7 +377,7 @@ impl Slot {
                 let compare = self.variant == Variant::NoRecheck;
                 self.add_waiter();
                 loop {
-                    if expired() {
+                    if self.abort.load(Relaxed) || expired() {
                         break false;
                     }
                     self.recount_if_lost();
@@ -341,7 +389,7 @@ impl Slot {
             }
             // (No R14 recount here: it would count the waiter before it sleeps, i.e. fix it.)
             Variant::WaiterCountsAfterSleep => loop {
-                if expired() {
+                if self.abort.load(Relaxed) || expired() {
                     break false;
                 }
                 let _ = self.futex_wait(0, deadline, true);
@@ -627,6 +675,78 @@ fn m4b_timed_out_wait_leaves_a_record_in_place() {
         CONSUMED.load(Relaxed) > 0,
         "a consuming wait never explored"
     );
+}
+
+// --- 5. a forced destroy ends a wait -----------------------------------------------------
+
+/// A wait without deadline and a forced destroy (and, with `record`, a concurrent record).
+fn abort_ends_the_wait(slot: fn() -> Slot, pre: PreSleep, record: bool) {
+    static ABORTED: StdAtomicUsize = StdAtomicUsize::new(0);
+    static CONSUMED: StdAtomicUsize = StdAtomicUsize::new(0);
+    check(move || {
+        let slot = Arc::new(slot());
+        let waiter = {
+            let slot = slot.clone();
+            thread::spawn(move || slot.wait(None, pre))
+        };
+        let recorder = record.then(|| {
+            let slot = slot.clone();
+            thread::spawn(move || slot.record())
+        });
+        slot.force_shutdown();
+        // A lost abort leaves the waiter asleep forever: loom reports a deadlock here.
+        let consumed = waiter.join().unwrap();
+        if let Some(r) = recorder {
+            r.join().unwrap();
+        }
+        let (flag, waiters) = slot.settled();
+        assert_eq!(waiters, 0, "waiters after an aborted wait");
+        if consumed {
+            assert!(record, "an aborted wait consumed a flag nobody set");
+            CONSUMED.fetch_add(1, Relaxed);
+            assert_eq!(flag, 0, "flag after a consuming wait");
+        } else {
+            ABORTED.fetch_add(1, Relaxed);
+            // S1 + R1: abandoning the wait does not touch the flag: a record stays set.
+            assert_eq!(flag, u32::from(record), "an aborted wait changed the flag");
+        }
+    });
+    assert!(ABORTED.load(Relaxed) > 0, "an aborted wait never explored");
+    if record {
+        assert!(
+            CONSUMED.load(Relaxed) > 0,
+            "a wait that consumed before the abort never explored"
+        );
+    }
+}
+
+/// Model 5a: with the 1 s sleep cap, a forced destroy always ends a wait without deadline; the
+/// flag stays clear.
+#[test]
+fn m5a_forced_destroy_ends_a_wait() {
+    for pre in PRE_SLEEP {
+        abort_ends_the_wait(|| Slot::capped(Variant::Faithful, 0), pre, false);
+    }
+}
+
+/// Model 5b: a forced destroy concurrent with a record: the wait consumed it (flag 0), or was
+/// abandoned and left it set (flag 1).
+#[test]
+fn m5b_forced_destroy_leaves_a_record_in_place() {
+    for pre in PRE_SLEEP {
+        abort_ends_the_wait(|| Slot::capped(Variant::Faithful, 0), pre, true);
+    }
+}
+
+/// Model 5c: without the sleep cap the abort can be lost (the waiter reads `abort == false`,
+/// the aborter sets it and wakes nobody, the waiter sleeps on a flag that is still 0): a forced
+/// destroy ends a running wait within `MAX_SLEEP`, not at once. A `wake_all` that the kernel
+/// could see (the abort living in the futex word, or the aborter waking until the worker has
+/// left the wait) would make this model pass.
+#[test]
+#[should_panic(expected = "deadlock")]
+fn m5c_abort_relies_on_the_sleep_cap() {
+    abort_ends_the_wait(|| Slot::new(Variant::Faithful, 0), PreSleep::None, false);
 }
 
 // --- the brief's "no re-check" variant: safe, because futex_wait compares -----------------
