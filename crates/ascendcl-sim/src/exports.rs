@@ -110,7 +110,7 @@ pub unsafe extern "C" fn aclrtGetDeviceCount(count: *mut u32) -> aclError {
         let rt = runtime::get()?;
         // SAFETY: this function's contract: NULL or valid for one write.
         let out = unsafe { Out::new(count, "count") }?;
-        out.write(rt.session.device_count());
+        out.write(raw::device_count(&rt.session)?);
         Ok(())
     })
 }

@@ -224,8 +224,7 @@ fn snapshot(reg: &Registry) -> Result<Snapshot> {
             snap.notifies.push(NotifyInfo {
                 device,
                 id: index,
-                creator: tgid_of(creator)
-                    .or_else(|| (creator != 0).then(|| s.creator_tgid.load(Relaxed))),
+                creator: tgid_of(creator),
                 holders: s
                     .holders
                     .iter()

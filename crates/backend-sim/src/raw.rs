@@ -436,6 +436,13 @@ fn set_current(s: &Session, ctx: Option<Arc<Context>>) {
     });
 }
 
+/// `aclrtGetDeviceCount`: the namespace's device count (§4), for a session of this process
+/// (R17).
+pub fn device_count(s: &Session) -> Result<u32> {
+    s.check()?;
+    Ok(s.device_count())
+}
+
 /// R13: 107001 unless `device` is in `0..count`.
 pub fn check_device(s: &Session, device: i32) -> Result<()> {
     s.check()?;

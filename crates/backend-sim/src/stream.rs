@@ -473,6 +473,17 @@ impl StreamCore {
         }
         drop(st);
         drop(dropped);
+        // A wake that lands between the waiter's last look at `abort` and its futex call is
+        // lost; the waiter clears `sleeping_on` once it has seen the abort, so wake it until
+        // then (a few tries at most; its own sleep is capped at a second regardless).
+        for _ in 0..1000 {
+            let addr = self.sleeping_on.load(std::sync::atomic::Ordering::SeqCst);
+            if addr == 0 {
+                break;
+            }
+            wake::wake_address(addr);
+            std::thread::sleep(Duration::from_micros(100));
+        }
     }
 
     /// Queues `task`. Fails only when the stream has no worker and none can be started: then

@@ -93,7 +93,7 @@ impl notify_api::Runtime for SimRuntime {
     }
 
     fn device_count(&self) -> Result<u32> {
-        Ok(self.session.device_count())
+        raw::device_count(&self.session)
     }
 
     fn device(&self, id: DeviceId) -> Result<SimDevice> {

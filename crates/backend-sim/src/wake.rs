@@ -134,7 +134,9 @@ pub(crate) fn wait(
         if try_consume(slot) {
             break true;
         }
-        if abort.load(Relaxed) {
+        // SeqCst, against the aborter's store of `abort` and load of `sleeping_on`: either we
+        // see the abort here, or it sees our address and wakes us (again, until we leave).
+        if abort.load(SeqCst) {
             break false;
         }
         let left = match deadline {

@@ -9,18 +9,20 @@
 //!
 //! # What is modelled, and how
 //!
-//! Modelled on `wake.rs` as of commit 2ccc0b2 (`wake::wait` takes an `abort: &AtomicBool`, set
-//! by a forced stream destroy, S1); when `wake.rs` changes, change this with it.
+//! Modelled on `wake.rs` and `StreamCore::force_shutdown` as they are now (`wake::wait` takes
+//! an `abort: &AtomicBool`, set by a forced stream destroy, S1, and publishes the word it sleeps
+//! on in `sleeping_on`); when either changes, change this with it.
 //!
 //! * **The protocol** is re-implemented over loom atomics step for step as `wake.rs` has it:
 //!   `record` stores `flag = 1` (SeqCst), then loads `waiters` (SeqCst) and calls `futex_wake`
 //!   only if it is non-zero; `wait` tries the compare-exchange `1 → 0` (SeqCst / Relaxed), then
-//!   runs its pre-sleep phase, then `waiters += 1` (SeqCst) and loops { compare-exchange;
-//!   abort check (`abort`, Relaxed); deadline check; R14 recount (`waiters == 0`, Relaxed →
-//!   `waiters += 1`); `futex_wait(flag, 0, timeout)` }, and finally `waiters -= 1` (SeqCst
-//!   `fetch_update`, saturating). A forced destroy (`StreamCore::force_shutdown`) stores
-//!   `abort = true` (SeqCst) and then calls `wake::wake_all` (a `futex_wake` that does not touch
-//!   the flag).
+//!   runs its pre-sleep phase, then `waiters += 1` and `sleeping_on = flag` (SeqCst) and loops {
+//!   compare-exchange; abort check (`abort`, SeqCst); deadline check; R14 recount (`waiters ==
+//!   0`, Relaxed → `waiters += 1`); `futex_wait(flag, 0, timeout)` }, and finally `sleeping_on =
+//!   0` and `waiters -= 1` (SeqCst `fetch_update`, saturating). A forced destroy
+//!   (`StreamCore::force_shutdown`) stores `abort = true` (SeqCst) and then, while
+//!   `sleeping_on` is set, calls `wake::wake_address` on it (a `futex_wake` that does not touch
+//!   the flag) and sleeps a little.
 //!   The pre-sleep phase is bounded by time, so any number of rounds (zero included) is a
 //!   possible run; `recorder_cpu` only chooses its kind. The models run it as [`PreSleep`]:
 //!   none, one spin round (a relaxed load, then the compare-exchange if it saw 1), or one yield
@@ -70,11 +72,10 @@
 //!    (b) a concurrent record: timed out → flag 1, consumed → flag 0. `waiters` ends 0 always.
 //! 5. a forced destroy (S1) ends a wait without deadline: (a) no record: the wait returns
 //!    unconsumed, flag 0; (b) a concurrent record: aborted → flag 1 (the record stays for the
-//!    next wait), consumed → flag 0. `waiters` ends 0. Both with the 1 s cap; without it (c) the
-//!    abort can be lost: `abort.load` sees `false`, the aborter stores `true` and wakes nobody
-//!    (nobody sleeps yet), the waiter then sleeps on a flag that is still 0. So a forced
-//!    destroy ends a running wait within `MAX_SLEEP` (1 s), not at once; (c) is a
-//!    `#[should_panic]` check that documents it.
+//!    next wait), consumed → flag 0. `waiters` ends 0. Both with the 1 s cap; and (c) without it:
+//!    the abort is never lost, because the aborter wakes until the waiter has left. (A single
+//!    wake can land between the waiter's `abort` check and its sleep, when nobody sleeps yet:
+//!    `broken_single_abort_wake_is_lost` shows loom finds that.)
 //!
 //! Each broken variant below must make loom fail (`#[should_panic]`), which shows the models
 //! can see the bug they are about. A lost wake-up shows as loom's "deadlock" panic (every thread
@@ -117,6 +118,8 @@ enum Variant {
     AllRelaxed,
     /// BROKEN: consume as a load then a store, instead of one compare-exchange.
     SplitConsume,
+    /// BROKEN: the forced destroy wakes the running wait once, not until it has left.
+    AbortWakesOnce,
 }
 
 /// The pre-sleep phase of `wake::wait` (one round of it, or none).
@@ -153,6 +156,8 @@ struct Slot {
     variant: Variant,
     /// `StreamCore::abort`: set by a forced destroy (S1).
     abort: AtomicBool,
+    /// `StreamCore::sleeping_on`: whether the wait is in its sleeping loop.
+    sleeping_on: AtomicBool,
     /// Whether a futex sleep is capped (`MAX_SLEEP`): then it may end at any moment.
     capped: bool,
 }
@@ -166,6 +171,7 @@ impl Slot {
             sleepers: Condvar::new(),
             variant,
             abort: AtomicBool::new(false),
+            sleeping_on: AtomicBool::new(false),
             capped: false,
         }
     }
@@ -280,13 +286,27 @@ impl Slot {
 
     // --- stream.rs ---------------------------------------------------------------------------
 
-    /// `StreamCore::force_shutdown`'s part of the protocol: `abort = true` (SeqCst), then
-    /// `wake::wake_all` on the running wait's flag.
+    /// `StreamCore::force_shutdown`'s part of the protocol: `abort = true` (SeqCst), then a
+    /// wake of the running wait's flag for as long as it is in its sleeping loop.
     fn force_shutdown(&self) {
         self.sc();
         self.abort.store(true, SeqCst);
         self.sc();
-        self.futex_wake();
+        if self.variant == Variant::AbortWakesOnce {
+            self.futex_wake();
+            return;
+        }
+        loop {
+            self.sc();
+            let sleeping = self.sleeping_on.load(SeqCst);
+            self.sc();
+            if !sleeping {
+                return;
+            }
+            self.futex_wake();
+            // The real loop sleeps 100 µs between wakes.
+            thread::yield_now();
+        }
     }
 
     // --- wake.rs -----------------------------------------------------------------------------
@@ -357,13 +377,20 @@ impl Slot {
             Variant::Faithful
             | Variant::RecordReadsWaitersFirst
             | Variant::AllRelaxed
-            | Variant::SplitConsume => {
+            | Variant::SplitConsume
+            | Variant::AbortWakesOnce => {
                 self.add_waiter();
-                loop {
+                self.sc();
+                self.sleeping_on.store(true, SeqCst);
+                self.sc();
+                let consumed = loop {
                     if self.try_consume() {
                         break true;
                     }
-                    if self.abort.load(Relaxed) {
+                    self.sc();
+                    let abort = self.abort.load(SeqCst);
+                    self.sc();
+                    if abort {
                         break false;
                     }
                     if expired() {
@@ -371,7 +398,11 @@ impl Slot {
                     }
                     self.recount_if_lost();
                     let _ = self.futex_wait(0, deadline, true);
-                }
+                };
+                self.sc();
+                self.sleeping_on.store(false, SeqCst);
+                self.sc();
+                consumed
             }
             Variant::NoRecheck | Variant::NoRecheckBlindSleep => {
                 let compare = self.variant == Variant::NoRecheck;
@@ -738,15 +769,19 @@ fn m5b_forced_destroy_leaves_a_record_in_place() {
     }
 }
 
-/// Model 5c: without the sleep cap the abort can be lost (the waiter reads `abort == false`,
-/// the aborter sets it and wakes nobody, the waiter sleeps on a flag that is still 0): a forced
-/// destroy ends a running wait within `MAX_SLEEP`, not at once. A `wake_all` that the kernel
-/// could see (the abort living in the futex word, or the aborter waking until the worker has
-/// left the wait) would make this model pass.
+/// Model 5c: without the sleep cap, a forced destroy still ends a wait without deadline: the
+/// aborter wakes until the waiter has left its sleeping loop, so no wake-up relies on the cap.
+#[test]
+fn m5c_abort_does_not_rely_on_the_sleep_cap() {
+    abort_ends_the_wait(|| Slot::new(Variant::Faithful, 0), PreSleep::None, false);
+}
+
+/// One wake is not enough: the waiter reads `abort == false`, the aborter sets it and wakes
+/// nobody (nobody sleeps yet), the waiter then sleeps on a flag that is still 0.
 #[test]
 #[should_panic(expected = "deadlock")]
-fn m5c_abort_relies_on_the_sleep_cap() {
-    abort_ends_the_wait(|| Slot::new(Variant::Faithful, 0), PreSleep::None, false);
+fn broken_single_abort_wake_is_lost() {
+    abort_ends_the_wait(|| Slot::new(Variant::AbortWakesOnce, 0), PreSleep::None, false);
 }
 
 // --- the brief's "no re-check" variant: safe, because futex_wait compares -----------------

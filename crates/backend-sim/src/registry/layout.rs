@@ -61,7 +61,9 @@ pub(crate) struct Header {
     pub proc_high_water: AtomicU32,
     /// The next process slot the amortised liveness step probes (R9).
     pub sweep_cursor: AtomicU32,
-    pub _reserved: AtomicU32,
+    /// A check of the configuration fields (devices, capacity, processes, device memory): page
+    /// rounding lets a one-field scribble keep every offset and size consistent, not this.
+    pub config_check: AtomicU32,
     /// Per device: the index to start the next free-slot search at (a hint, clamped on read).
     pub free_hint: [AtomicU32; MAX_DEVICES as usize],
     /// Per device: one past the highest slot ever used, so scans skip never-touched pages.

@@ -133,9 +133,12 @@ fn free_slot(g: &mut Guard<'_>) -> Option<u32> {
     let reg = g.reg;
     let max = reg.max_procs();
     let hint = reg.header().proc_hint.load(Relaxed) % max;
+    // No attach ever took a slot at or above the high-water mark: whatever it says (a stray
+    // write, R14), it is free, and the sweeps that probe below the mark never need to see it.
+    let high_water = reg.header().proc_high_water.load(Relaxed).min(max);
     (0..max)
         .map(|i| (hint + i) % max)
-        .find(|&i| reg.proc(i).state.load(Relaxed) != PROC_LIVE)
+        .find(|&i| i >= high_water || reg.proc(i).state.load(Relaxed) != PROC_LIVE)
 }
 
 /// Takes this process out of the table, dropping everything it still holds. Returns whether

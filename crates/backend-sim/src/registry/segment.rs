@@ -43,6 +43,22 @@ pub(crate) fn ns_hash(ns: &str) -> u64 {
     })
 }
 
+/// The header's [`Header::config_check`] for a configuration.
+fn config_check(devices: u32, capacity: u32, max_procs: u32, device_memory: u64) -> u32 {
+    let h = [
+        u64::from(devices),
+        u64::from(capacity),
+        u64::from(max_procs),
+        device_memory,
+    ]
+    .iter()
+    .flat_map(|v| v.to_le_bytes())
+    .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (h ^ (h >> 32)) as u32
+}
+
 /// R14: the error for a registry that fails a check.
 pub(crate) fn corrupted(ns: &str, what: &str) -> Error {
     notify_api::err!(
@@ -182,6 +198,10 @@ fn init_header(map: &Mapping, layout: &Layout, ns: &str, cfg: &Config) {
     h.exports_offset.store(layout.exports_offset, Relaxed);
     h.waits_offset.store(layout.waits_offset, Relaxed);
     h.device_memory.store(cfg.device_memory, Relaxed);
+    h.config_check.store(
+        config_check(cfg.devices, cfg.capacity, cfg.processes, cfg.device_memory),
+        Relaxed,
+    );
     h.pid_ns.store(shm::pid_namespace(), Relaxed);
     h.magic.store(MAGIC, Relaxed);
     h.state.store(STATE_READY, Relaxed);
@@ -233,7 +253,9 @@ fn validate_header(map: &Mapping, ns: &str, size: u64) -> Result<Layout> {
         && h.exports_offset.load(Relaxed) == layout.exports_offset
         && h.waits_offset.load(Relaxed) == layout.waits_offset
         && h.total_size.load(Relaxed) == layout.total_size
-        && h.ns_hash.load(Relaxed) == ns_hash(ns);
+        && h.ns_hash.load(Relaxed) == ns_hash(ns)
+        && h.config_check.load(Relaxed)
+            == config_check(devices, capacity, max_procs, h.device_memory.load(Relaxed));
     if !fields_ok {
         return Err(corrupted(
             ns,
