@@ -114,6 +114,8 @@ mod runtime;
 mod stream;
 
 #[cfg(test)]
+mod memory_tests;
+#[cfg(test)]
 mod typed_tests;
 
 pub use device::AscendDevice;
