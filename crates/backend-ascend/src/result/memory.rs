@@ -651,14 +651,17 @@ where
     T: AsRef<[u8]> + Send + 'static,
 {
     let retain = &stream.retain;
-    let _dst = retain
+    let in_use = retain
         .session
         .ranges
         .enter(&dst, Access::Own, Some(retain))?;
     retain.bind()?;
     let kept = Kept::new(src);
     let (bytes, len) = kept.bytes();
+    // On the failure paths the range is let go before `src` is dropped: `src` may own the last
+    // reference to memory whose release waits for the uses in flight.
     if len > dst.len() {
+        drop(in_use);
         // SAFETY: nothing was enqueued.
         unsafe { kept.release() };
         return Err(too_long(len, dst.len()));
@@ -680,6 +683,7 @@ where
         )
     };
     if let Err(e) = check(retain.lib(), code, "aclrtMemcpyAsync") {
+        drop(in_use);
         // SAFETY: the enqueue failed, so no task reads the bytes (M2: a refused async copy
         // enqueues nothing).
         unsafe { kept.release() };
@@ -687,14 +691,16 @@ where
     }
     // If this launch fails, the closure is dropped without running and `kept` (no destructor)
     // leaks the bytes, which the pending copy may still read.
-    launch_host_func(
+    let launched = launch_host_func(
         stream,
         Box::new(move || {
             // SAFETY: this host function runs after the copy enqueued before it on the same
             // stream has finished (R2: in order, the next task starts after the previous one).
             unsafe { kept.release() }
         }),
-    )
+    );
+    drop(in_use);
+    launched
 }
 
 /// `aclrtMemcpyAsync(buf, len, src, len, DEVICE_TO_HOST, stream)` into a new `Vec` of
