@@ -1,11 +1,16 @@
-//! [`AscendDevice`]: a device as a value (cudarc's `CudaContext`), and where streams and
-//! notifies are made.
+//! [`AscendDevice`]: a device as a value (cudarc's `CudaContext`), and where streams, notifies,
+//! events, memory and further contexts are made.
 
 use std::fmt;
 use std::sync::{Arc, Weak};
 
-use notify_api::{DeviceId, ExportKey, ImportFlags, NotifyFlags, Pid, Result};
+use notify_api::{
+    DeviceId, DeviceRange, EventFlags, ExportKey, ImportFlags, MallocPolicy, MemImportFlags,
+    MemInfo, NotifyFlags, Pid, Result, err,
+};
 
+use crate::event::AscendEvent;
+use crate::memory::{AscendBuffer, AscendMemImport};
 use crate::notify::AscendNotify;
 use crate::result::{self, Retain};
 use crate::runtime::{Ascend, AscendRuntime};
@@ -15,6 +20,10 @@ use crate::sys::aclrtContext;
 /// A device of the Ascend runtime, as a value: its default context, retained (one
 /// `aclrtSetDevice`) for as long as this value, its clones and every stream and notify made from
 /// them live; `aclrtResetDevice` releases it after the last of them is gone.
+///
+/// [`notify_api::Device::create_context`] makes another value of this type for a context of its
+/// own on the same device (`aclrtCreateContext`): handles made from it are bound to that context,
+/// and `aclrtDestroyContext` runs when it, its clones and every handle made from them are gone.
 ///
 /// Cheap to clone (an `Arc`). Made by [`notify_api::Runtime::device`], which returns the live
 /// value of an id while there is one. Every operation on the device or on a handle made from it
@@ -58,8 +67,8 @@ impl AscendDevice {
         &self.inner.retain
     }
 
-    /// The raw `aclrtContext` this device stands for (its default context). It stays valid while
-    /// `self` lives.
+    /// The raw `aclrtContext` this device stands for (its default context, or the one
+    /// `create_context` made). It stays valid while `self` lives.
     pub fn context(&self) -> aclrtContext {
         self.inner.retain.context()
     }
@@ -81,6 +90,43 @@ impl AscendDevice {
     /// Whether `self` and `other` are the same device value (one retain), not merely the same id.
     pub fn same(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Whether this value stands for a context made by `create_context` (not the device's
+    /// default context).
+    pub fn is_created_context(&self) -> bool {
+        self.inner.retain.is_created_context()
+    }
+
+    /// Imports another process's exported memory (`aclrtIpcMemImportByKey`) of `len` bytes.
+    ///
+    /// The C API does not tell an importer how long the imported memory is, so the trait's
+    /// [`notify_api::Device::import_memory`], which takes no length, cannot be served by this
+    /// backend; the exporter must send the length with the key, as CANN programs do.
+    ///
+    /// # Behavior
+    /// As [`notify_api::Device::import_memory`] (M5, M6, R12); the import's range is `len` bytes
+    /// from the address the runtime maps it at.
+    ///
+    /// # Safety
+    /// `len` is at most the length of the range exported under `key`. The backend checks every
+    /// range against the memory it handed out before the runtime sees it (M2), and for an
+    /// import `len` is that memory's extent: a longer one would let copies and sets through
+    /// that reach past the mapping.
+    ///
+    /// # Errors
+    /// `RT_PARAM_INVALID` (107000), `RT_DRV_INTERNAL_ERROR` (507899),
+    /// `RT_FEATURE_NOT_SUPPORT` (207000), as the runtime reports them.
+    pub unsafe fn import_memory_sized(
+        &self,
+        key: &ExportKey,
+        len: usize,
+        flags: MemImportFlags,
+    ) -> Result<AscendMemImport> {
+        // SAFETY: this function's contract, passed on.
+        let handle =
+            unsafe { result::ipc_mem_import_by_key(self.retain(), key, flags.bits(), len) }?;
+        Ok(AscendMemImport::new(self.clone(), handle))
     }
 }
 
@@ -133,5 +179,80 @@ impl notify_api::Device for AscendDevice {
     fn enable_peer_access(&self, peer: DeviceId) -> Result<()> {
         // CANN: flags must be 0.
         result::device_enable_peer_access(self.retain(), peer.raw(), 0)
+    }
+
+    /// `aclrtCreateContext` on this device: a new value (not the one `Runtime::device` returns)
+    /// that holds this device's retain, so the device stays set while the context lives.
+    fn create_context(&self) -> Result<AscendDevice> {
+        let retain = Retain::create_context(self.retain())?;
+        Ok(AscendDevice::new(
+            self.inner.runtime.clone(),
+            self.inner.id,
+            retain,
+        ))
+    }
+
+    /// `aclrtSynchronizeDevice` with this device's context bound. A host function of one of the
+    /// device's streams (made by this crate) that panicked since that stream was last
+    /// synchronized is reported here too (507000, H1), once.
+    fn synchronize(&self) -> Result<()> {
+        result::synchronize_device(self.retain())
+    }
+
+    fn alloc(&self, size: usize, policy: MallocPolicy) -> Result<AscendBuffer> {
+        let memory = result::malloc(self.retain(), size, policy.bits())?;
+        Ok(AscendBuffer::new(self.clone(), memory))
+    }
+
+    /// `aclrtGetMemInfo` with `ACL_HBM_MEM`, the NPU's device memory.
+    fn mem_info(&self) -> Result<MemInfo> {
+        let (free, total) = result::get_mem_info(self.retain())?;
+        Ok(MemInfo { free, total })
+    }
+
+    /// Not served by this backend: the C API does not tell an importer the length of the memory
+    /// it maps, and the backend must know it to check ranges before the runtime sees them (M2).
+    /// Use [`AscendDevice::import_memory_sized`] with the length the exporter sends.
+    ///
+    /// # Errors
+    /// Always `RT_PARAM_INVALID` (107000, M5), before the runtime is called.
+    fn import_memory(&self, key: &ExportKey, flags: MemImportFlags) -> Result<AscendMemImport> {
+        let _ = (key, flags);
+        Err(err!(
+            M5: RT_PARAM_INVALID,
+            "the ACL C API does not tell an importer how long the imported memory is; import \
+             with AscendDevice::import_memory_sized and the length the exporter sends"
+        ))
+    }
+
+    fn create_event(&self, flags: EventFlags) -> Result<AscendEvent> {
+        // The CANN flags are 32 bits wide; EventFlags holds no others.
+        let bits = u32::try_from(flags.bits()).map_err(|_| {
+            err!(E1: RT_PARAM_INVALID, "event flag bits {:#x} do not fit in 32 bits", flags.bits())
+        })?;
+        let handle = result::create_event(self.retain(), bits)?;
+        Ok(AscendEvent::new(self.clone(), handle))
+    }
+
+    /// `aclrtMemcpy`, host to device, with this device's context bound. `dst` is checked
+    /// against the memory this backend handed out before the runtime is called (M2).
+    fn copy_from_host(&self, dst: DeviceRange<'_>, src: &[u8]) -> Result<()> {
+        result::copy_h2d(self.retain(), dst, src)
+    }
+
+    /// `aclrtMemcpy`, device to host; `src` is checked as in `copy_from_host`, and so is
+    /// `src.len() <= dst.len()`.
+    fn copy_to_host(&self, dst: &mut [u8], src: DeviceRange<'_>) -> Result<()> {
+        result::copy_d2h(self.retain(), dst, src)
+    }
+
+    /// `aclrtMemcpy`, device to device; both ranges are checked as in `copy_from_host`.
+    fn copy(&self, dst: DeviceRange<'_>, src: DeviceRange<'_>) -> Result<()> {
+        result::copy_d2d(self.retain(), dst, src)
+    }
+
+    /// `aclrtMemset`; `dst` is checked as in `copy_from_host`.
+    fn memset(&self, dst: DeviceRange<'_>, value: u8) -> Result<()> {
+        result::memset(self.retain(), dst, value)
     }
 }

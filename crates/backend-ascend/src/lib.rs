@@ -12,22 +12,52 @@
 //! - [`result`]: one Rust function per C call this crate uses. It does the pointer work of that
 //!   call and maps the code to [`notify_api::Result`], taking the reason text from
 //!   `aclGetRecentErrMsg`. Handle-taking calls take owners ([`result::Stream`],
-//!   [`result::Notify`], [`result::Retain`], [`result::Session`]) whose existence proves the
+//!   [`result::Notify`], [`result::Event`], [`result::DeviceMemory`], [`result::MemImport`],
+//!   [`result::MemExport`], [`result::Retain`], [`result::Session`]) whose existence proves the
 //!   handle is live, so they are safe; all of this crate's `unsafe` is in `sys` and `result`.
 //! - the typed API, at the crate root: the marker [`Ascend`] and [`AscendRuntime`],
-//!   [`AscendDevice`], [`AscendStream`], [`AscendNotify`], which implement the traits of
-//!   `notify-api`. Their behaviour is the contract documented on those traits
-//!   ([`notify_api::Runtime`], [`notify_api::Device`], [`notify_api::Stream`],
-//!   [`notify_api::Notify`]); this backend adds no rule of its own, passes flags as their raw
-//!   CANN bits and lets the runtime check them (R15).
+//!   [`AscendDevice`], [`AscendStream`], [`AscendNotify`], [`AscendEvent`], [`AscendBuffer`],
+//!   [`AscendMemExport`], [`AscendMemImport`], which implement the traits of `notify-api`.
+//!   Their behaviour is the contract documented on those traits ([`notify_api::Runtime`],
+//!   [`notify_api::Device`], [`notify_api::Stream`], [`notify_api::Notify`],
+//!   [`notify_api::Event`], [`notify_api::Buffer`], [`notify_api::MemExport`],
+//!   [`notify_api::MemImport`]); this backend passes flags as their raw CANN bits and lets the
+//!   runtime check them (R15). The one rule it adds is for soundness: a device range is checked
+//!   against the memory this backend handed out before the runtime sees its address (below).
+//!
+//! # Device memory
+//! A [`notify_api::DeviceRange`] is a plain value that anyone can build, so the backend does
+//! not trust it: each [`result::Session`] keeps a registry of the live allocations and imports
+//! it made (start → length, imported, device), and every copy, set and export first checks
+//! that its ranges lie inside one of them, refusing anything else with `RT_PARAM_INVALID`
+//! (107000, M2) before the runtime is called; imported memory is refused where M5 forbids it.
+//! Host slices of synchronous copies are borrowed for the call (and a download's length is
+//! checked against the slice). An asynchronous host-to-device copy keeps its bytes until a host
+//! function enqueued after it drops them; a download's buffer is sent to its
+//! [`notify_api::Download`] by a host function after the copy; when that host function cannot
+//! be enqueued, the bytes are leaked rather than freed under the pending copy. Freeing a
+//! buffer (or closing an import) withdraws its range, then synchronizes every device whose
+//! streams were given a task on it, then calls `aclrtFree` (M6).
+//!
+//! The C API does not tell an importer how long imported memory is, so
+//! [`notify_api::Device::import_memory`] (which takes no length) is refused here; use
+//! [`AscendDevice::import_memory_sized`] with the length the exporter sends.
+//!
+//! # Host functions
+//! [`notify_api::Stream::launch_host_fn`] boxes the closure and passes it as `args` to one
+//! `extern "C"` trampoline, which takes ownership back and runs it under `catch_unwind`: a panic
+//! never unwinds into the runtime, and fails the stream's next synchronize with 507000 (H1).
 //!
 //! # The device is a value
 //! [`notify_api::Runtime::device`] calls `aclrtSetDevice(id)` once (one retain), reads the
 //! thread's context (`aclrtGetCurrentContext`: the device's default context, C1) and keeps both.
 //! While that device value, a clone or any handle made from it lives, `rt.device(id)` returns the
 //! same value (one retain per live device); when the last is gone, `aclrtResetDevice(id)`
-//! releases it. Streams and notifies hold their device, so nothing safe can release a device, or
-//! finalize the runtime, under a live handle.
+//! releases it. Streams, notifies, events and memory hold their device, so nothing safe can
+//! release a device, or finalize the runtime, under a live handle.
+//! [`notify_api::Device::create_context`] makes another device value for a context of its own
+//! (`aclrtCreateContext`), which holds the device's retain and is destroyed
+//! (`aclrtDestroyContext`) when it and every handle made from it are gone.
 //!
 //! Every operation binds its device to the calling thread first: a thread-local holds the unique
 //! id of the device retain bound last, and `aclrtSetCurrentContext` is called only when it
@@ -77,14 +107,20 @@ pub mod result;
 pub mod sys;
 
 mod device;
+mod event;
+mod memory;
 mod notify;
 mod runtime;
 mod stream;
 
 #[cfg(test)]
+mod memory_tests;
+#[cfg(test)]
 mod typed_tests;
 
 pub use device::AscendDevice;
+pub use event::AscendEvent;
+pub use memory::{AscendBuffer, AscendMemExport, AscendMemImport};
 pub use notify::AscendNotify;
 pub use runtime::{Ascend, AscendBuilder, AscendRuntime};
 pub use stream::AscendStream;
@@ -99,11 +135,19 @@ const _: fn() = || {
     send_sync::<AscendDevice>();
     send_sync::<AscendStream>();
     send_sync::<AscendNotify>();
+    send_sync::<AscendBuffer>();
+    send_sync::<AscendMemExport>();
+    send_sync::<AscendMemImport>();
+    send_sync::<AscendEvent>();
     send_sync::<sys::AclLib>();
     send_sync::<result::Session>();
     send_sync::<result::Retain>();
     send_sync::<result::Stream>();
     send_sync::<result::Notify>();
+    send_sync::<result::Event>();
+    send_sync::<result::DeviceMemory>();
+    send_sync::<result::MemExport>();
+    send_sync::<result::MemImport>();
 };
 
 #[cfg(test)]

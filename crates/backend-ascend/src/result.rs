@@ -17,9 +17,15 @@
 //!   goes (see [`Session::open`] for the reference counting across sessions);
 //! - [`Retain`]: one `aclrtSetDevice` of one device, with the context it made current; it holds
 //!   its session, and `aclrtResetDevice` runs when the last reference goes;
-//! - [`Stream`], [`Notify`]: a handle this module created or imported under a [`Retain`], which
-//!   they hold. They are not `Clone`, and destroying consumes them, so a handle is destroyed
-//!   once and never used afterwards.
+//! - [`Retain`] also stands for a context made by `aclrtCreateContext` ([`Retain::create_context`]):
+//!   it holds the device retain it was made under, and `aclrtDestroyContext` runs when its last
+//!   reference goes;
+//! - [`Stream`], [`Notify`], [`Event`]: a handle this module created or imported under a
+//!   [`Retain`], which they hold. They are not `Clone`, and destroying consumes them, so a handle
+//!   is destroyed once and never used afterwards;
+//! - [`DeviceMemory`], [`MemImport`], [`MemExport`]: device memory this module allocated or
+//!   imported, and a key it exported. Every device address this module hands to the runtime is
+//!   first checked against the session's registry of live ranges (see [`memory`](self#memory)).
 //!
 //! So while a `Stream` or `Notify` exists its device is retained and its runtime initialized,
 //! and nothing safe in this module can end either early. The typed API at the crate root adds
@@ -36,6 +42,25 @@
 //! [`reset_device`], and a failed bind) clears it, so the next bind calls the runtime again.
 //! Foreign code that changes the context of a thread itself (another library calling
 //! `aclrtSetDevice`) is not seen; [`Retain::bind_now`] rebinds unconditionally.
+//!
+//! # Memory
+//! A [`DeviceRange`](notify_api::DeviceRange) can be built by anyone (`DeviceRange::new` is
+//! public), so a range says nothing by itself. Each [`Session`] keeps the ranges this module
+//! allocated or imported (start → length, imported, device) and every call that passes a device
+//! address to the runtime first checks that the whole range lies inside one of them, else
+//! refuses with `RT_PARAM_INVALID` (107000, M2) before the runtime is called. A use holds its
+//! range in the registry for the length of the call (a count, not a lock: nothing is held while
+//! the runtime runs), and a release first withdraws the range (no new use passes), waits for the
+//! uses in flight, synchronizes every device whose streams were given a task on it, and only
+//! then calls `aclrtFree`/`aclrtIpcMemClose` (M6). Host memory given to an asynchronous copy is
+//! owned by the stream until the copy has run: a host function enqueued after the copy releases
+//! it, and if that host function cannot be enqueued the memory is leaked rather than freed
+//! under a pending copy.
+//!
+//! # Host functions
+//! [`launch_host_func`] passes a boxed closure as `args` to one `extern "C"` trampoline, which
+//! takes the box back, runs the closure under `catch_unwind` (a panic never unwinds into C; it
+//! fails the stream's next synchronize with 507000, H1) and drops it.
 
 use std::cell::Cell;
 use std::ffi::{CStr, c_char};
@@ -50,6 +75,24 @@ use notify_api::{AclError, EXPORT_KEY_LEN, Error, ExportKey, Result, err};
 use crate::sys::{
     ACL_ERROR_REPEAT_INITIALIZE, ACL_SUCCESS, AclLib, aclError, aclrtContext, aclrtNotify,
     aclrtStream,
+};
+
+mod event;
+mod host_fn;
+mod memory;
+
+pub use event::{
+    Event, create_event, destroy_event, event_elapsed_time, query_event_status, record_event,
+    reset_event, stream_wait_event, synchronize_event,
+};
+pub(crate) use host_fn::{PanicFlag, Panics};
+pub use host_fn::{in_host_fn, launch_host_func};
+pub(crate) use memory::Ranges;
+pub use memory::{
+    DeviceMemory, MemExport, MemImport, copy_d2d, copy_d2d_async, copy_d2h, copy_d2h_async,
+    copy_h2d, copy_h2d_async, free, get_mem_info, ipc_mem_close_export, ipc_mem_close_import,
+    ipc_mem_get_export_key, ipc_mem_import_by_key, ipc_mem_set_import_pid, malloc, memset,
+    memset_async,
 };
 
 /// Maps the code `call` returned to a `Result`.
@@ -301,6 +344,10 @@ pub struct Session {
     lib: AclLib,
     /// Whether `aclFinalize` is ours to call.
     owns_init: AtomicBool,
+    /// The device memory this session allocated or imported and has not released (M2).
+    ranges: Ranges,
+    /// The panic flags of every stream made here, for `aclrtSynchronizeDevice` (H1).
+    panics: Panics,
 }
 
 /// The live session of each loaded library, keyed by the address of its `aclInit`: the same
@@ -340,6 +387,8 @@ impl Session {
         let session = Arc::new(Self {
             lib,
             owns_init: AtomicBool::new(owns),
+            ranges: Ranges::default(),
+            panics: Panics::default(),
         });
         sessions.retain(|(k, _)| *k != key);
         sessions.push((key, Arc::downgrade(&session)));
@@ -355,6 +404,12 @@ impl Session {
     /// over).
     pub fn owns_init(&self) -> bool {
         self.owns_init.load(Ordering::Acquire)
+    }
+
+    /// The live device memory of this session, as `(start, length, imported, device)`, in
+    /// address order: what the range checks accept (M2).
+    pub fn live_ranges(&self) -> Vec<(u64, usize, bool, i32)> {
+        self.ranges.snapshot()
     }
 }
 
@@ -418,16 +473,24 @@ fn foreign(what: &str) -> Error {
 static NEXT_RETAIN_ID: AtomicU64 = AtomicU64::new(1);
 
 /// One `aclrtSetDevice` retain of one device, with the context that call made current (the
-/// device's default context, C1). Dropping the last reference calls `aclrtResetDevice`.
+/// device's default context, C1), or a context made by `aclrtCreateContext` on it
+/// ([`Retain::create_context`]), which holds the device retain it was made under. Dropping the
+/// last reference calls `aclrtResetDevice` (a device retain) or `aclrtDestroyContext` (a created
+/// context).
 ///
-/// Every stream and notify of this module holds the retain it was made under, so the device's
-/// context outlives them.
+/// Every stream, notify, event and piece of memory of this module holds the retain it was made
+/// under, so the device's context outlives them.
 pub struct Retain {
     session: Arc<Session>,
     device: i32,
     context: aclrtContext,
     /// Unique in the process, never reused: what the binding cache compares.
     id: u64,
+    /// `None` for a device retain; for a created context, the device retain it was made under
+    /// (dropped after the context is destroyed: fields drop after `Drop::drop`).
+    parent: Option<Arc<Retain>>,
+    /// The panic flag of this context's default stream (H1), shared by every handle of it.
+    default_panics: Arc<PanicFlag>,
 }
 
 // SAFETY: the context is an opaque token of the runtime, not memory this process reads; the
@@ -456,15 +519,62 @@ impl Retain {
                 return Err(e);
             }
         };
-        let retain = Self {
+        let retain = Self::made(session, device, context, None);
+        // aclrtSetDevice made this context current here.
+        BOUND.with(|bound| bound.set(retain.id));
+        Ok(retain)
+    }
+
+    fn made(
+        session: &Arc<Session>,
+        device: i32,
+        context: aclrtContext,
+        parent: Option<Arc<Retain>>,
+    ) -> Self {
+        Self {
             session: Arc::clone(session),
             device,
             context,
             id: NEXT_RETAIN_ID.fetch_add(1, Ordering::Relaxed),
+            parent,
+            default_panics: session.panics.register(device),
+        }
+    }
+
+    /// `aclrtCreateContext(&context, device)` for `device`'s device (C1): a new context on it,
+    /// which holds `device` (so the device stays retained) and is destroyed
+    /// (`aclrtDestroyContext`) when its last reference goes. The calling thread is left bound to
+    /// it, as `aclrtCreateContext` leaves it current.
+    ///
+    /// # Errors
+    /// The runtime's code; `RT_INTERNAL_ERROR` (507000) for a NULL context reported as success.
+    pub fn create_context(device: &Arc<Retain>) -> Result<Self> {
+        let lib = device.lib();
+        // The thread's context changes (or may, on failure) behind the binding cache.
+        unbind_thread();
+        let mut context: aclrtContext = ptr::null_mut();
+        // SAFETY: the out-pointer is a live local; the device id is a plain value, retained by
+        // `device` for as long as the new context lives (it holds `device`).
+        let code = unsafe { (lib.aclrtCreateContext)(&mut context, device.device) };
+        check(lib, code, "aclrtCreateContext")?;
+        if context.is_null() {
+            return Err(err!(
+                RT_INTERNAL_ERROR,
+                "aclrtCreateContext reported success but returned a NULL context"
+            ));
+        }
+        let root = match &device.parent {
+            Some(root) => Arc::clone(root),
+            None => Arc::clone(device),
         };
-        // aclrtSetDevice made this context current here.
+        let retain = Self::made(&device.session, device.device, context, Some(root));
         BOUND.with(|bound| bound.set(retain.id));
         Ok(retain)
+    }
+
+    /// Whether this is a context made by [`Retain::create_context`] (not a device's default one).
+    pub fn is_created_context(&self) -> bool {
+        self.parent.is_some()
     }
 
     /// The session this retain belongs to.
@@ -482,7 +592,8 @@ impl Retain {
         self.device
     }
 
-    /// The raw `aclrtContext` (the device's default context). It stays valid while `self` lives.
+    /// The raw `aclrtContext` (the device's default context, or the created one). It stays valid
+    /// while `self` lives.
     pub fn context(&self) -> aclrtContext {
         self.context
     }
@@ -521,9 +632,22 @@ impl Retain {
 
 impl Drop for Retain {
     fn drop(&mut self) {
+        if self.parent.is_some() {
+            // This thread may have the context current; it is gone after this.
+            if BOUND.with(Cell::get) == self.id {
+                unbind_thread();
+            }
+            // SAFETY: this is the last reference to the created context, and every stream,
+            // notify, event and piece of memory of this module made under it holds one: none is
+            // left. `parent` (a field, dropped after this) still retains the device.
+            let code = unsafe { (self.lib().aclrtDestroyContext)(self.context) };
+            let _ = check(self.lib(), code, "aclrtDestroyContext");
+            return;
+        }
         // SAFETY: this is the last reference to the retain, and every stream and notify of this
-        // module holds one: none made under it is left. The retain being dropped is this one's
-        // own aclrtSetDevice, so other retains of the device (ours or the program's) stay.
+        // module holds one (as does every context created under it): none made under it is left.
+        // The retain being dropped is this one's own aclrtSetDevice, so other retains of the
+        // device (ours or the program's) stay.
         let _ = unsafe { reset_device(self.lib(), self.device) };
     }
 }
@@ -534,6 +658,7 @@ impl fmt::Debug for Retain {
             .field("device", &self.device)
             .field("context", &self.context)
             .field("id", &self.id)
+            .field("created", &self.parent.is_some())
             .finish()
     }
 }
@@ -563,6 +688,9 @@ pub struct Stream {
     /// Whether `aclrtDestroyStream` is still ours to call (false for the default stream, and
     /// once destroyed).
     owned: bool,
+    /// Set by a host function of this stream that panicked; the next synchronize reports it (H1).
+    /// A default stream shares its context's flag.
+    panics: Arc<PanicFlag>,
 }
 
 // SAFETY: the handle is an opaque token of the runtime, not memory this process reads. The
@@ -617,7 +745,7 @@ impl fmt::Debug for Stream {
             .field("device", &self.retain.device)
             .field("raw", &self.raw)
             .field("owned", &self.owned)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -642,6 +770,7 @@ pub fn create_stream(retain: &Arc<Retain>) -> Result<Stream> {
         retain: Arc::clone(retain),
         raw,
         owned: true,
+        panics: retain.session.panics.register(retain.device),
     })
 }
 
@@ -656,6 +785,7 @@ pub fn default_stream(retain: &Arc<Retain>) -> Result<Stream> {
         retain: Arc::clone(retain),
         raw: ptr::null_mut(),
         owned: false,
+        panics: Arc::clone(&retain.default_panics),
     })
 }
 
@@ -672,14 +802,17 @@ pub fn destroy_stream(mut stream: Stream) -> Result<()> {
 /// `aclrtSynchronizeStream(stream)` with its context bound.
 ///
 /// # Errors
-/// The first failure among the tasks it waited for (107019 for an expired wait).
+/// The first failure among the tasks it waited for (107019 for an expired wait). When the
+/// runtime reports none but a host function of this stream panicked since the last synchronize,
+/// `RT_INTERNAL_ERROR` (507000, H1), once.
 pub fn synchronize_stream(stream: &Stream) -> Result<()> {
     stream.retain.bind()?;
     // SAFETY: `raw` is NULL (the bound context's default stream) or a stream created under
     // `retain` and not destroyed (destroying needs the `Stream` by value or `&mut`); `retain`
     // keeps its device and runtime alive.
     let code = unsafe { (stream.retain.lib().aclrtSynchronizeStream)(stream.raw) };
-    check(stream.retain.lib(), code, "aclrtSynchronizeStream")
+    check(stream.retain.lib(), code, "aclrtSynchronizeStream")?;
+    stream.panics.report()
 }
 
 /// `aclrtSynchronizeStreamWithTimeout(stream, timeout_ms(timeout))` with its context bound.
@@ -696,7 +829,45 @@ pub fn synchronize_stream_with_timeout(stream: &Stream, timeout: Option<Duration
         stream.retain.lib(),
         code,
         "aclrtSynchronizeStreamWithTimeout",
-    )
+    )?;
+    stream.panics.report()
+}
+
+/// `aclrtStreamQuery(stream, &status)` with its context bound: whether nothing is queued or
+/// running on it (S1).
+///
+/// # Errors
+/// The runtime's code; `RT_INTERNAL_ERROR` (507000) for a status other than COMPLETE and
+/// NOT_READY.
+pub fn stream_query(stream: &Stream) -> Result<bool> {
+    stream.retain.bind()?;
+    let mut status: crate::sys::aclrtStreamStatus = crate::sys::ACL_STREAM_STATUS_RESERVED;
+    // SAFETY: as in `synchronize_stream`; the out-pointer is a live local.
+    let code = unsafe { (stream.retain.lib().aclrtStreamQuery)(stream.raw, &mut status) };
+    check(stream.retain.lib(), code, "aclrtStreamQuery")?;
+    match status {
+        crate::sys::ACL_STREAM_STATUS_COMPLETE => Ok(true),
+        crate::sys::ACL_STREAM_STATUS_NOT_READY => Ok(false),
+        other => Err(err!(
+            RT_INTERNAL_ERROR,
+            "aclrtStreamQuery reported success with the unknown status {other:#x}"
+        )),
+    }
+}
+
+/// `aclrtSynchronizeDevice()` with `retain`'s context bound: waits for every stream of its
+/// device in this process, whatever their context (S1).
+///
+/// # Errors
+/// The first failure among the streams' tasks; when the runtime reports none but a host
+/// function of a stream of the device made here panicked since that stream was last
+/// synchronized, `RT_INTERNAL_ERROR` (507000, H1), once.
+pub fn synchronize_device(retain: &Retain) -> Result<()> {
+    retain.bind()?;
+    // SAFETY: no arguments; `retain` keeps the bound context alive.
+    let code = unsafe { (retain.lib().aclrtSynchronizeDevice)() };
+    check(retain.lib(), code, "aclrtSynchronizeDevice")?;
+    retain.session.panics.report_device(retain.device)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use notify_api::{Backend, BackendKind, DeviceId, Pid, Result};
 
 use crate::device::{AscendDevice, DeviceInner};
+use crate::event::AscendEvent;
+use crate::memory::{AscendBuffer, AscendMemExport, AscendMemImport};
 use crate::notify::AscendNotify;
 use crate::result::{self, Session};
 use crate::stream::AscendStream;
@@ -25,6 +27,10 @@ impl Backend for Ascend {
     type Device = AscendDevice;
     type Stream = AscendStream;
     type Notify = AscendNotify;
+    type Buffer = AscendBuffer;
+    type MemExport = AscendMemExport;
+    type MemImport = AscendMemImport;
+    type Event = AscendEvent;
 }
 
 /// Configuration for [`AscendRuntime`].

@@ -1,5 +1,5 @@
-//! [`AscendStream`]: the queue verbs (record, wait, synchronize) and the future of its
-//! asynchronous synchronize.
+//! [`AscendStream`]: the queue verbs (record, wait, copies, sets, host functions, events,
+//! synchronize) and the future of its asynchronous synchronize.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -7,9 +7,10 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use notify_api::{Result, Timeout, err};
+use notify_api::{DeviceRange, Download, Result, Timeout, err};
 
 use crate::device::AscendDevice;
+use crate::event::AscendEvent;
 use crate::notify::AscendNotify;
 use crate::result;
 use crate::runtime::Ascend;
@@ -168,6 +169,70 @@ impl notify_api::Stream for AscendStream {
     /// helper; the stream is destroyed only after the helper is done with it.
     async fn synchronize_async(&self) -> Result<()> {
         self.spawn_synchronize()?.await
+    }
+
+    fn is_complete(&self) -> Result<bool> {
+        result::stream_query(&self.inner.handle)
+    }
+
+    /// `aclrtMemcpyAsync`, device to device. Both ranges are checked against the memory this
+    /// backend handed out (allocations and imports) before the runtime is called (M2).
+    fn copy(&self, dst: DeviceRange<'_>, src: DeviceRange<'_>) -> Result<()> {
+        result::copy_d2d_async(&self.inner.handle, dst, src)
+    }
+
+    /// `aclrtMemcpyAsync`, host to device, then a host function that drops `src`: the stream
+    /// owns the bytes until the copy ran. If that host function cannot be enqueued, the error is
+    /// returned, the copy still runs, and `src` is leaked rather than freed under it.
+    fn copy_from_host(
+        &self,
+        dst: DeviceRange<'_>,
+        src: impl AsRef<[u8]> + Send + 'static,
+    ) -> Result<()> {
+        result::copy_h2d_async(&self.inner.handle, dst, src)
+    }
+
+    /// `aclrtMemcpyAsync`, device to host, into a new buffer, then a host function that sends the
+    /// buffer to the returned [`Download`]. If that host function cannot be enqueued, the error
+    /// is returned and the buffer is leaked rather than freed under the pending copy.
+    fn copy_to_host(&self, src: DeviceRange<'_>) -> Result<Download> {
+        result::copy_d2h_async(&self.inner.handle, src).map(Download::new)
+    }
+
+    /// `aclrtMemsetAsync`; `dst` is checked as in `copy`.
+    fn memset(&self, dst: DeviceRange<'_>, value: u8) -> Result<()> {
+        result::memset_async(&self.inner.handle, dst, value)
+    }
+
+    /// `aclrtLaunchHostFunc` with a trampoline that runs `f` under `catch_unwind`, so a panic
+    /// never unwinds into the runtime: it fails this stream's next synchronize (or its device's)
+    /// with 507000 instead. If the launch fails, `f` is dropped without running.
+    fn launch_host_fn(&self, f: impl FnOnce() + Send + 'static) -> Result<()> {
+        result::launch_host_func(&self.inner.handle, Box::new(f))
+    }
+
+    /// `aclrtRecordEvent`.
+    ///
+    /// # Errors
+    /// Also `RT_INVALID_HANDLE` (107017, R10) for an event of another loaded library.
+    fn record_event(&self, event: &AscendEvent) -> Result<()> {
+        result::record_event(event.handle(), &self.inner.handle)
+    }
+
+    /// `aclrtStreamWaitEvent`.
+    ///
+    /// # Errors
+    /// Also `RT_INVALID_HANDLE` (107017, R10) for an event of another loaded library.
+    fn wait_event(&self, event: &AscendEvent) -> Result<()> {
+        result::stream_wait_event(&self.inner.handle, event.handle())
+    }
+
+    /// `aclrtResetEvent`.
+    ///
+    /// # Errors
+    /// Also `RT_INVALID_HANDLE` (107017, R10) for an event of another loaded library.
+    fn reset_event(&self, event: &AscendEvent) -> Result<()> {
+        result::reset_event(event.handle(), &self.inner.handle)
     }
 
     /// Destroys an owned stream and reports the error; a default stream is left alone (the

@@ -8,14 +8,20 @@
 //! thread. It records every call the tests ask about. Streams can be made to block in
 //! `aclrtSynchronizeStream` until a test opens a gate, to hold a helper thread in a known place.
 //!
+//! For the calls of §5 and §6 it keeps device memory (allocations with bytes, imports that alias
+//! them), a queue per stream (copies, sets, host functions, event records and resets) that runs
+//! only when the stream or its device is synchronized, on the synchronizing thread, events with
+//! a fake clock, and created contexts. Host pointers of copies are read and written when the
+//! copy *runs*, so a test sees whether the bytes of an asynchronous copy were still alive then.
+//!
 //! The state is process-global (the fakes are `extern "C"` functions, which capture nothing), so
 //! tests that use it hold [`serial`] for their whole run.
 
 #![allow(non_snake_case)]
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
-use std::ffi::{CString, c_char};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ffi::{CStr, CString, c_char, c_void};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -30,11 +36,115 @@ pub(crate) const BARE_TGID: i32 = 4242;
 /// The context pointer value of device `d` (its default context).
 const CONTEXT_BASE: usize = 0xC0_0000;
 
+/// Where created contexts are numbered from.
+const CREATED_CONTEXT_BASE: usize = 0xD0_0000;
+
+/// Where allocations start, and how far apart (each on a 1 MiB boundary).
+const ALLOC_BASE: usize = 0x7f00_0000_0000;
+const ALLOC_STRIDE: usize = 0x10_0000;
+
+/// Where imports are mapped.
+const IMPORT_BASE: usize = 0x7e00_0000_0000;
+
+/// What `aclrtGetMemInfo` says a device has.
+pub(crate) const DEVICE_MEMORY: usize = 1 << 30;
+
 /// One stream the fake made.
 #[derive(Debug, Clone)]
 pub(crate) struct FakeStream {
     pub(crate) device: i32,
+    /// The context current at its creation.
+    pub(crate) ctx: usize,
     pub(crate) alive: bool,
+}
+
+/// One `aclrtMemcpy` or `aclrtMemcpyAsync` the fake accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MemcpyCall {
+    pub(crate) dst: usize,
+    pub(crate) dest_max: usize,
+    pub(crate) src: usize,
+    pub(crate) count: usize,
+    pub(crate) kind: u32,
+    /// `None` for the synchronous call; the queue key for the async one.
+    pub(crate) stream: Option<usize>,
+    pub(crate) device: i32,
+}
+
+/// One `aclrtMemset` or `aclrtMemsetAsync` the fake accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MemsetCall {
+    pub(crate) dst: usize,
+    pub(crate) max: usize,
+    pub(crate) value: i32,
+    pub(crate) count: usize,
+    pub(crate) stream: Option<usize>,
+    pub(crate) device: i32,
+}
+
+/// One allocation.
+#[derive(Debug, Clone)]
+pub(crate) struct FakeAlloc {
+    pub(crate) device: i32,
+    pub(crate) data: Vec<u8>,
+    pub(crate) alive: bool,
+}
+
+/// One import: an alias of (part of) an allocation.
+#[derive(Debug, Clone)]
+pub(crate) struct FakeImport {
+    /// The allocation it aliases, and where in it the import starts.
+    pub(crate) base: usize,
+    pub(crate) offset: usize,
+    pub(crate) len: usize,
+    pub(crate) key: String,
+    pub(crate) alive: bool,
+}
+
+/// One event.
+#[derive(Debug, Clone)]
+pub(crate) struct FakeEvent {
+    pub(crate) ctx: usize,
+    pub(crate) flags: u32,
+    pub(crate) alive: bool,
+    /// Records enqueued and not run yet.
+    pub(crate) pending: u32,
+    /// The fake clock when the last record ran; `None` for never recorded (or reset).
+    pub(crate) stamp: Option<f32>,
+}
+
+/// A task on a fake stream's queue.
+#[derive(Debug)]
+enum Task {
+    Copy {
+        dst: usize,
+        src: usize,
+        count: usize,
+        kind: u32,
+    },
+    Set {
+        dst: usize,
+        value: u8,
+        count: usize,
+    },
+    HostFn {
+        f: unsafe extern "C" fn(*mut c_void),
+        args: usize,
+    },
+    RecordEvent(usize),
+    ResetEvent(usize),
+}
+
+impl Task {
+    /// Whether the task touches device memory in `start..start + len`.
+    fn touches(&self, start: usize, len: usize) -> bool {
+        let inside = |p: usize| (start..start + len.max(1)).contains(&p);
+        match *self {
+            Task::Copy { dst, src, .. } => inside(dst) || inside(src),
+            Task::Set { dst, .. } => inside(dst),
+            _ => false,
+        }
+    }
 }
 
 /// One notify handle the fake made.
@@ -76,6 +186,50 @@ pub(crate) struct State {
     pub(crate) init_fails_with: Option<aclError>,
     /// What `aclrtDestroyStream` fails with, if set (the stream is destroyed anyway).
     pub(crate) destroy_stream_fails_with: Option<aclError>,
+    /// The name of every §5/§6 call the fake accepted, in order.
+    pub(crate) calls: Vec<&'static str>,
+    pub(crate) allocs: BTreeMap<usize, FakeAlloc>,
+    next_alloc: usize,
+    pub(crate) imports: BTreeMap<usize, FakeImport>,
+    next_import: usize,
+    /// `(size, policy, device)` for every `aclrtMalloc`.
+    pub(crate) mallocs: Vec<(usize, u32, i32)>,
+    /// `(address, queued tasks that touch it)` for every `aclrtFree`.
+    pub(crate) frees: Vec<(usize, usize)>,
+    pub(crate) memcpys: Vec<MemcpyCall>,
+    pub(crate) memsets: Vec<MemsetCall>,
+    /// `(attr, device)` for every `aclrtGetMemInfo`.
+    pub(crate) mem_infos: Vec<(u32, i32)>,
+    /// `(address, size, len, flags)` for every `aclrtIpcMemGetExportKey`.
+    pub(crate) mem_exports: Vec<(usize, usize, usize, u64)>,
+    /// `(key, pids)` for every `aclrtIpcMemSetImportPid`.
+    pub(crate) mem_import_pids: Vec<(String, Vec<i32>)>,
+    /// `(key, flags)` for every `aclrtIpcMemImportByKey`.
+    pub(crate) mem_imports: Vec<(String, u64)>,
+    /// `(key, queued tasks that touch the import)` for every `aclrtIpcMemClose`.
+    pub(crate) mem_closes: Vec<(String, usize)>,
+    /// The queue of each stream: an owned stream's handle, or a context's value for its default
+    /// stream.
+    queues: HashMap<usize, VecDeque<Task>>,
+    /// `(queue, args)` of every `aclrtLaunchHostFunc` accepted.
+    pub(crate) launches: Vec<(usize, usize)>,
+    /// Whether the context current when each host function returned was its stream's.
+    pub(crate) host_fn_left_context: Vec<bool>,
+    /// The device of every `aclrtSynchronizeDevice` that ran.
+    pub(crate) device_syncs: Vec<i32>,
+    /// `aclrtSynchronizeDevice` or `aclrtSynchronizeStream` calls refused inside a host function.
+    pub(crate) refused_syncs: u32,
+    pub(crate) events: HashMap<usize, FakeEvent>,
+    /// `(stream, event)` for every `aclrtStreamWaitEvent`.
+    pub(crate) event_waits: Vec<(usize, usize)>,
+    clock: f32,
+    /// Created contexts: `(device, alive)`.
+    pub(crate) contexts: HashMap<usize, (i32, bool)>,
+    next_context: usize,
+    /// What `aclrtLaunchHostFunc` fails with, if set.
+    pub(crate) launch_fails_with: Option<aclError>,
+    /// What `aclrtMemcpyAsync` fails with, if set.
+    pub(crate) memcpy_async_fails_with: Option<aclError>,
     /// While set, `aclrtSynchronizeStream` blocks until it is cleared.
     pub(crate) gate_closed: bool,
     /// How many synchronize calls wait at the gate now.
@@ -91,6 +245,8 @@ thread_local! {
     static CURRENT: Cell<usize> = const { Cell::new(0) };
     /// This thread's last error text.
     static MESSAGE: RefCell<Option<CString>> = const { RefCell::new(None) };
+    /// The queue whose host function this thread runs now, or 0.
+    static RUNNING: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Holds the fake for one test, with its state reset; later tests wait for it.
@@ -126,9 +282,20 @@ pub(crate) fn wait_until(what: &str, done: impl Fn(&State) -> bool) {
 
 /// The device whose context this thread has current in the fake, if any.
 pub(crate) fn current_device() -> Option<i32> {
-    match CURRENT.with(Cell::get) {
-        0 => None,
-        ctx => Some((ctx - CONTEXT_BASE) as i32),
+    let ctx = CURRENT.with(Cell::get);
+    with(|s| device_of(s, ctx))
+}
+
+/// The device of context `ctx`, if it is a live one: a default context of a retained device, or
+/// a created context not destroyed.
+fn device_of(state: &State, ctx: usize) -> Option<i32> {
+    if (CONTEXT_BASE..CONTEXT_BASE + DEVICES as usize).contains(&ctx) {
+        let device = (ctx - CONTEXT_BASE) as i32;
+        return (state.retains.get(&device).copied().unwrap_or(0) > 0).then_some(device);
+    }
+    match state.contexts.get(&ctx) {
+        Some(&(device, true)) => Some(device),
+        _ => None,
     }
 }
 
@@ -160,6 +327,30 @@ pub(crate) fn lib() -> AclLib {
     lib.aclrtDeviceCanAccessPeer = aclrtDeviceCanAccessPeer;
     lib.aclrtDeviceEnablePeerAccess = aclrtDeviceEnablePeerAccess;
     lib.aclGetRecentErrMsg = aclGetRecentErrMsg;
+    lib.aclrtMalloc = aclrtMalloc;
+    lib.aclrtFree = aclrtFree;
+    lib.aclrtMemcpy = aclrtMemcpy;
+    lib.aclrtMemcpyAsync = aclrtMemcpyAsync;
+    lib.aclrtMemset = aclrtMemset;
+    lib.aclrtMemsetAsync = aclrtMemsetAsync;
+    lib.aclrtGetMemInfo = aclrtGetMemInfo;
+    lib.aclrtIpcMemGetExportKey = aclrtIpcMemGetExportKey;
+    lib.aclrtIpcMemSetImportPid = aclrtIpcMemSetImportPid;
+    lib.aclrtIpcMemImportByKey = aclrtIpcMemImportByKey;
+    lib.aclrtIpcMemClose = aclrtIpcMemClose;
+    lib.aclrtLaunchHostFunc = aclrtLaunchHostFunc;
+    lib.aclrtCreateEventWithFlag = aclrtCreateEventWithFlag;
+    lib.aclrtDestroyEvent = aclrtDestroyEvent;
+    lib.aclrtRecordEvent = aclrtRecordEvent;
+    lib.aclrtResetEvent = aclrtResetEvent;
+    lib.aclrtStreamWaitEvent = aclrtStreamWaitEvent;
+    lib.aclrtSynchronizeEvent = aclrtSynchronizeEvent;
+    lib.aclrtQueryEventStatus = aclrtQueryEventStatus;
+    lib.aclrtEventElapsedTime = aclrtEventElapsedTime;
+    lib.aclrtCreateContext = aclrtCreateContext;
+    lib.aclrtDestroyContext = aclrtDestroyContext;
+    lib.aclrtStreamQuery = aclrtStreamQuery;
+    lib.aclrtSynchronizeDevice = aclrtSynchronizeDevice;
     lib
 }
 
@@ -175,10 +366,10 @@ fn enter(state: &State, context: bool) -> std::result::Result<i32, aclError> {
     if !state.initialized {
         return Err(fail(ACL_ERROR_UNINITIALIZE, "not initialized"));
     }
-    match current_device() {
-        Some(device) if state.retains.get(&device).copied().unwrap_or(0) > 0 => Ok(device),
-        _ if context => Err(fail(ACL_ERROR_RT_CONTEXT_NULL, "no current context")),
-        _ => Ok(-1),
+    match device_of(state, CURRENT.with(Cell::get)) {
+        Some(device) => Ok(device),
+        None if context => Err(fail(ACL_ERROR_RT_CONTEXT_NULL, "no current context")),
+        None => Ok(-1),
     }
 }
 
@@ -210,10 +401,13 @@ fn live_stream(
         return Ok(0); // the current context's default stream
     }
     match state.streams.get(&key) {
-        Some(s) if s.alive && s.device == device => Ok(key),
+        Some(s) if s.alive && s.device == device && s.ctx == CURRENT.with(Cell::get) => Ok(key),
         Some(s) if s.alive => Err(fail(
             ACL_ERROR_RT_STREAM_CONTEXT,
-            &format!("stream of device {} used under device {device}", s.device),
+            &format!(
+                "stream of device {} (context {:#x}) used under device {device}",
+                s.device, s.ctx
+            ),
         )),
         _ => Err(fail(ACL_ERROR_RT_INVALID_HANDLE, "no such stream")),
     }
@@ -294,9 +488,9 @@ extern "C" fn aclrtGetDeviceCount(count: *mut u32) -> aclError {
 
 extern "C" fn aclrtGetCurrentContext(context: *mut aclrtContext) -> aclError {
     call(|s| {
-        let device = enter!(s, true);
+        enter!(s, true);
         // SAFETY: the caller passes a live out-pointer (result.rs: a local).
-        unsafe { context.write((CONTEXT_BASE + device as usize) as aclrtContext) };
+        unsafe { context.write(CURRENT.with(Cell::get) as aclrtContext) };
         ACL_SUCCESS
     })
 }
@@ -304,8 +498,7 @@ extern "C" fn aclrtGetCurrentContext(context: *mut aclrtContext) -> aclError {
 extern "C" fn aclrtSetCurrentContext(context: aclrtContext) -> aclError {
     call(|s| {
         enter!(s, false);
-        let device = (context as usize).wrapping_sub(CONTEXT_BASE) as i32;
-        if s.retains.get(&device).copied().unwrap_or(0) == 0 {
+        if device_of(s, context as usize).is_none() {
             return fail(ACL_ERROR_RT_INVALID_HANDLE, "no such context");
         }
         s.set_context_calls += 1;
@@ -322,6 +515,7 @@ extern "C" fn aclrtCreateStream(stream: *mut aclrtStream) -> aclError {
             key,
             FakeStream {
                 device,
+                ctx: CURRENT.with(Cell::get),
                 alive: true,
             },
         );
@@ -332,6 +526,14 @@ extern "C" fn aclrtCreateStream(stream: *mut aclrtStream) -> aclError {
 }
 
 extern "C" fn aclrtDestroyStream(stream: aclrtStream) -> aclError {
+    // As the runtime does, the stream's tasks finish first.
+    let queue = with(|s| {
+        let device = device_of(s, CURRENT.with(Cell::get)).unwrap_or(-1);
+        live_stream(s, stream, device).ok()
+    });
+    if let Some(key) = queue.filter(|&k| k != 0) {
+        run_queue(key);
+    }
     call(|s| {
         let device = enter!(s, true);
         let key = match live_stream(s, stream, device) {
@@ -361,6 +563,14 @@ fn synchronize(stream: aclrtStream, timeout: Option<i32>) -> aclError {
         Ok(key) => key,
         Err(code) => return code,
     };
+    let queue = queue_key(key);
+    if RUNNING.with(Cell::get) == queue {
+        s.refused_syncs += 1;
+        return fail(
+            ACL_ERROR_RT_PARAM_INVALID,
+            "H1: a host function synchronized its stream",
+        );
+    }
     s.syncs.push((key, device, timeout));
     s.at_gate += 1;
     CHANGED.notify_all();
@@ -371,6 +581,8 @@ fn synchronize(stream: aclrtStream, timeout: Option<i32>) -> aclError {
         s.at_gate -= 1;
     }
     CHANGED.notify_all();
+    drop(guard);
+    run_queue(queue);
     ACL_SUCCESS
 }
 
@@ -601,4 +813,745 @@ extern "C" fn aclGetRecentErrMsg() -> *const c_char {
     // The pointer stays valid until this thread's next failing call replaces the text, which is
     // the C contract.
     MESSAGE.with(|m| m.borrow().as_ref().map_or(std::ptr::null(), |t| t.as_ptr()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// §5 and §6: queues, memory, host functions, events, contexts.
+
+/// The queue of stream `key` (0: the current context's default stream).
+fn queue_key(key: usize) -> usize {
+    if key == 0 {
+        CURRENT.with(Cell::get)
+    } else {
+        key
+    }
+}
+
+/// The context and device of queue `queue`.
+fn queue_context(state: &State, queue: usize) -> (usize, i32) {
+    match state.streams.get(&queue) {
+        Some(stream) => (stream.ctx, stream.device),
+        None => (queue, device_of(state, queue).unwrap_or(-1)),
+    }
+}
+
+/// How many queued tasks touch device memory in `start..start + len`.
+fn pending_on(state: &State, start: usize, len: usize) -> usize {
+    state
+        .queues
+        .values()
+        .flatten()
+        .filter(|t| t.touches(start, len))
+        .count()
+}
+
+/// Runs the tasks of `queue` in order on this thread, without the lock while a host function
+/// runs (it calls back into the fake).
+fn run_queue(queue: usize) {
+    loop {
+        let Some(task) = with(|s| s.queues.get_mut(&queue).and_then(VecDeque::pop_front)) else {
+            return;
+        };
+        match task {
+            Task::HostFn { f, args } => {
+                let ctx = with(|s| queue_context(s, queue).0);
+                let previous = CURRENT.with(|c| c.replace(ctx));
+                let outer = RUNNING.with(|r| r.replace(queue));
+                // SAFETY: `f` and `args` are what `aclrtLaunchHostFunc` was given: the caller's
+                // contract is that `f(args)` may be called once, on any thread.
+                unsafe { f(args as *mut c_void) };
+                RUNNING.with(|r| r.set(outer));
+                let left = CURRENT.with(|c| c.replace(previous));
+                with(|s| s.host_fn_left_context.push(left == ctx));
+            }
+            other => with(|s| run_task(s, other)),
+        }
+    }
+}
+
+/// Runs the queues of every stream of `device`.
+fn run_device(device: i32) {
+    let queues: Vec<usize> = with(|s| {
+        s.queues
+            .keys()
+            .copied()
+            .filter(|&q| queue_context(s, q).1 == device)
+            .collect()
+    });
+    for queue in queues {
+        run_queue(queue);
+    }
+}
+
+/// The device bytes at `addr..addr + len`, if they lie inside one live allocation or import.
+fn device_bytes(state: &mut State, addr: usize, len: usize) -> Option<&mut [u8]> {
+    let (base, offset) = resolve(state, addr, len)?;
+    let data = &mut state.allocs.get_mut(&base)?.data;
+    data.get_mut(offset..offset + len)
+}
+
+fn resolve(state: &State, addr: usize, len: usize) -> Option<(usize, usize)> {
+    let end = addr.checked_add(len)?;
+    if let Some((&start, alloc)) = state.allocs.range(..=addr).next_back()
+        && alloc.alive
+        && end <= start + alloc.data.len()
+    {
+        return Some((start, addr - start));
+    }
+    let (&start, import) = state.imports.range(..=addr).next_back()?;
+    if !import.alive || end > start + import.len {
+        return None;
+    }
+    Some((import.base, import.offset + (addr - start)))
+}
+
+fn run_task(state: &mut State, task: Task) {
+    match task {
+        Task::Copy {
+            dst,
+            src,
+            count,
+            kind,
+        } => {
+            // A copy that cannot run is a fake failure the tests see as a panic in the test.
+            copy(state, dst, src, count, kind).expect("a queued copy ran against dead memory");
+        }
+        Task::Set { dst, value, count } => {
+            let bytes = device_bytes(state, dst, count).expect("a queued set on dead memory");
+            bytes.fill(value);
+        }
+        Task::RecordEvent(event) => {
+            state.clock += 2.5;
+            let now = state.clock;
+            if let Some(e) = state.events.get_mut(&event) {
+                e.pending = e.pending.saturating_sub(1);
+                e.stamp = Some(now);
+            }
+        }
+        Task::ResetEvent(event) => {
+            if let Some(e) = state.events.get_mut(&event) {
+                e.stamp = None;
+            }
+        }
+        Task::HostFn { .. } => unreachable!("run by run_queue"),
+    }
+}
+
+/// Copies `count` bytes as `kind` says; host pointers are read and written here.
+fn copy(state: &mut State, dst: usize, src: usize, count: usize, kind: u32) -> Option<()> {
+    match kind {
+        ACL_MEMCPY_HOST_TO_DEVICE => {
+            // SAFETY: the caller's contract for a host source: valid for `count` bytes until the
+            // copy has run (the tests check that the backend keeps it so).
+            let from = unsafe { std::slice::from_raw_parts(src as *const u8, count) };
+            device_bytes(state, dst, count)?.copy_from_slice(from);
+        }
+        ACL_MEMCPY_DEVICE_TO_HOST => {
+            let from = device_bytes(state, src, count)?.to_vec();
+            // SAFETY: the caller's contract for a host destination: valid for writing `count`
+            // bytes until the copy has run.
+            unsafe { std::ptr::copy_nonoverlapping(from.as_ptr(), dst as *mut u8, count) };
+        }
+        ACL_MEMCPY_DEVICE_TO_DEVICE => {
+            let from = device_bytes(state, src, count)?.to_vec();
+            device_bytes(state, dst, count)?.copy_from_slice(&from);
+        }
+        _ => return None,
+    }
+    Some(())
+}
+
+/// The checks of a copy at enqueue (or before a synchronous one): the device side(s) must be
+/// live memory, `count <= destMax`.
+fn check_copy(
+    state: &State,
+    dst: usize,
+    dest_max: usize,
+    src: usize,
+    count: usize,
+    kind: u32,
+) -> std::result::Result<(), aclError> {
+    if dst == 0 || src == 0 {
+        return Err(fail(ACL_ERROR_INVALID_PARAM, "NULL pointer"));
+    }
+    if count > dest_max {
+        return Err(fail(ACL_ERROR_RT_PARAM_INVALID, "count > destMax"));
+    }
+    let (dev_dst, dev_src) = match kind {
+        ACL_MEMCPY_HOST_TO_DEVICE => (true, false),
+        ACL_MEMCPY_DEVICE_TO_HOST => (false, true),
+        ACL_MEMCPY_DEVICE_TO_DEVICE => (true, true),
+        _ => return Err(fail(ACL_ERROR_RT_PARAM_INVALID, "unknown kind")),
+    };
+    if (dev_dst && resolve(state, dst, dest_max).is_none())
+        || (dev_src && resolve(state, src, count).is_none())
+    {
+        return Err(fail(
+            ACL_ERROR_RT_PARAM_INVALID,
+            "M2: not live device memory",
+        ));
+    }
+    Ok(())
+}
+
+extern "C" fn aclrtMalloc(ptr: *mut *mut c_void, size: usize, policy: u32) -> aclError {
+    call(|s| {
+        let device = enter!(s, true);
+        if size == 0 || policy > 7 {
+            return fail(ACL_ERROR_RT_PARAM_INVALID, "size 0 or unknown policy");
+        }
+        s.calls.push("aclrtMalloc");
+        let addr = ALLOC_BASE + s.next_alloc * ALLOC_STRIDE;
+        s.next_alloc += size.div_ceil(ALLOC_STRIDE).max(1);
+        s.allocs.insert(
+            addr,
+            FakeAlloc {
+                device,
+                data: vec![0; size],
+                alive: true,
+            },
+        );
+        s.mallocs.push((size, policy, device));
+        // SAFETY: the caller passes a live out-pointer (result.rs: a local).
+        unsafe { ptr.write(std::ptr::with_exposed_provenance_mut(addr)) };
+        ACL_SUCCESS
+    })
+}
+
+extern "C" fn aclrtFree(ptr: *mut c_void) -> aclError {
+    call(|s| {
+        enter!(s, true);
+        let addr = ptr.addr();
+        let Some(alloc) = s.allocs.get(&addr).filter(|a| a.alive) else {
+            return fail(ACL_ERROR_RT_PARAM_INVALID, "M1: not a live allocation");
+        };
+        let len = alloc.data.len();
+        s.calls.push("aclrtFree");
+        let pending = pending_on(s, addr, len);
+        s.frees.push((addr, pending));
+        if let Some(alloc) = s.allocs.get_mut(&addr) {
+            alloc.alive = false;
+        }
+        ACL_SUCCESS
+    })
+}
+
+extern "C" fn aclrtMemcpy(
+    dst: *mut c_void,
+    dest_max: usize,
+    src: *const c_void,
+    count: usize,
+    kind: u32,
+) -> aclError {
+    call(|s| {
+        let device = enter!(s, true);
+        let (dst, src) = (dst.addr(), src.addr());
+        if let Err(code) = check_copy(s, dst, dest_max, src, count, kind) {
+            return code;
+        }
+        s.calls.push("aclrtMemcpy");
+        s.memcpys.push(MemcpyCall {
+            dst,
+            dest_max,
+            src,
+            count,
+            kind,
+            stream: None,
+            device,
+        });
+        match copy(s, dst, src, count, kind) {
+            Some(()) => ACL_SUCCESS,
+            None => fail(ACL_ERROR_RT_PARAM_INVALID, "copy failed"),
+        }
+    })
+}
+
+extern "C" fn aclrtMemcpyAsync(
+    dst: *mut c_void,
+    dest_max: usize,
+    src: *const c_void,
+    count: usize,
+    kind: u32,
+    stream: aclrtStream,
+) -> aclError {
+    call(|s| {
+        let device = enter!(s, true);
+        let key = match live_stream(s, stream, device) {
+            Ok(key) => queue_key(key),
+            Err(code) => return code,
+        };
+        if let Some(code) = s.memcpy_async_fails_with {
+            return fail(code, "aclrtMemcpyAsync failed (as the test asked)");
+        }
+        let (dst, src) = (dst.addr(), src.addr());
+        if let Err(code) = check_copy(s, dst, dest_max, src, count, kind) {
+            return code;
+        }
+        s.calls.push("aclrtMemcpyAsync");
+        s.memcpys.push(MemcpyCall {
+            dst,
+            dest_max,
+            src,
+            count,
+            kind,
+            stream: Some(key),
+            device,
+        });
+        s.queues.entry(key).or_default().push_back(Task::Copy {
+            dst,
+            src,
+            count,
+            kind,
+        });
+        ACL_SUCCESS
+    })
+}
+
+fn set(
+    dst: *mut c_void,
+    max: usize,
+    value: i32,
+    count: usize,
+    stream: Option<aclrtStream>,
+) -> aclError {
+    call(|s| {
+        let device = enter!(s, true);
+        let key = match stream.map(|st| live_stream(s, st, device)) {
+            None => None,
+            Some(Ok(key)) => Some(queue_key(key)),
+            Some(Err(code)) => return code,
+        };
+        let dst = dst.addr();
+        if count > max {
+            return fail(ACL_ERROR_RT_PARAM_INVALID, "count > maxCount");
+        }
+        if resolve(s, dst, max).is_none() {
+            return fail(ACL_ERROR_RT_PARAM_INVALID, "M2: not live device memory");
+        }
+        s.calls.push(if key.is_some() {
+            "aclrtMemsetAsync"
+        } else {
+            "aclrtMemset"
+        });
+        s.memsets.push(MemsetCall {
+            dst,
+            max,
+            value,
+            count,
+            stream: key,
+            device,
+        });
+        // M2: the value converted to a byte, as C memset does.
+        let byte = value as u8;
+        match key {
+            Some(key) => s.queues.entry(key).or_default().push_back(Task::Set {
+                dst,
+                value: byte,
+                count,
+            }),
+            None => match device_bytes(s, dst, count) {
+                Some(bytes) => bytes.fill(byte),
+                None => return fail(ACL_ERROR_RT_PARAM_INVALID, "set failed"),
+            },
+        }
+        ACL_SUCCESS
+    })
+}
+
+extern "C" fn aclrtMemset(dst: *mut c_void, max: usize, value: i32, count: usize) -> aclError {
+    set(dst, max, value, count, None)
+}
+
+extern "C" fn aclrtMemsetAsync(
+    dst: *mut c_void,
+    max: usize,
+    value: i32,
+    count: usize,
+    stream: aclrtStream,
+) -> aclError {
+    set(dst, max, value, count, Some(stream))
+}
+
+extern "C" fn aclrtGetMemInfo(attr: u32, free: *mut usize, total: *mut usize) -> aclError {
+    call(|s| {
+        let device = enter!(s, true);
+        s.mem_infos.push((attr, device));
+        let used: usize = s
+            .allocs
+            .values()
+            .filter(|a| a.alive && a.device == device)
+            .map(|a| a.data.len())
+            .sum();
+        // SAFETY: the caller passes live out-pointers (result.rs: locals).
+        unsafe {
+            free.write(DEVICE_MEMORY - used);
+            total.write(DEVICE_MEMORY);
+        }
+        ACL_SUCCESS
+    })
+}
+
+/// A key's text, read from the caller's C string.
+fn key_text(key: *const c_char) -> String {
+    // SAFETY: the caller passes a NUL-terminated string (result.rs: a 65-byte key buffer).
+    unsafe { CStr::from_ptr(key) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+extern "C" fn aclrtIpcMemGetExportKey(
+    ptr: *mut c_void,
+    size: usize,
+    key: *mut c_char,
+    len: usize,
+    flags: u64,
+) -> aclError {
+    call(|s| {
+        enter!(s, true);
+        let addr = ptr.addr();
+        if resolve(s, addr, size).is_none() || s.imports.contains_key(&addr) {
+            return fail(
+                ACL_ERROR_RT_PARAM_INVALID,
+                "M3: not live memory of this process",
+            );
+        }
+        let text = format!("fakemem-{addr:x}-{size:x}\0");
+        if len < text.len() {
+            return fail(ACL_ERROR_RT_PARAM_INVALID, "len");
+        }
+        s.calls.push("aclrtIpcMemGetExportKey");
+        s.mem_exports.push((addr, size, len, flags));
+        // SAFETY: the caller passes a writable buffer of `len` bytes (result.rs: 65), and the
+        // text with its NUL fits (checked above).
+        unsafe { std::ptr::copy_nonoverlapping(text.as_ptr().cast(), key, text.len()) };
+        ACL_SUCCESS
+    })
+}
+
+extern "C" fn aclrtIpcMemSetImportPid(key: *const c_char, pid: *mut i32, num: usize) -> aclError {
+    call(|s| {
+        enter!(s, false);
+        if key.is_null() || pid.is_null() {
+            return fail(ACL_ERROR_INVALID_PARAM, "NULL");
+        }
+        if num == 0 || num > 31 {
+            return fail(ACL_ERROR_RT_PARAM_INVALID, "M4: num");
+        }
+        // SAFETY: non-NULL, and the caller passes `num` pids (result.rs: a Vec of that length).
+        let pids = unsafe { std::slice::from_raw_parts(pid, num) }.to_vec();
+        s.calls.push("aclrtIpcMemSetImportPid");
+        s.mem_import_pids.push((key_text(key), pids));
+        ACL_SUCCESS
+    })
+}
+
+extern "C" fn aclrtIpcMemImportByKey(
+    ptr: *mut *mut c_void,
+    key: *const c_char,
+    flags: u64,
+) -> aclError {
+    call(|s| {
+        enter!(s, true);
+        let text = key_text(key);
+        let parsed = text.strip_prefix("fakemem-").and_then(|rest| {
+            let (addr, size) = rest.split_once('-')?;
+            Some((
+                usize::from_str_radix(addr, 16).ok()?,
+                usize::from_str_radix(size, 16).ok()?,
+            ))
+        });
+        let Some((addr, size)) = parsed else {
+            return fail(ACL_ERROR_RT_PARAM_INVALID, "malformed key");
+        };
+        let Some((base, offset)) = resolve(s, addr, size) else {
+            return fail(ACL_ERROR_RT_DRV_INTERNAL_ERROR, "unknown key");
+        };
+        s.calls.push("aclrtIpcMemImportByKey");
+        let mapped = IMPORT_BASE + s.next_import * ALLOC_STRIDE;
+        s.next_import += size.div_ceil(ALLOC_STRIDE).max(1);
+        // An alias of the exported bytes, at an address of its own (M5).
+        s.imports.insert(
+            mapped,
+            FakeImport {
+                base,
+                offset,
+                len: size,
+                key: text.clone(),
+                alive: true,
+            },
+        );
+        s.mem_imports.push((text, flags));
+        // SAFETY: the caller passes a live out-pointer (result.rs: a local).
+        unsafe { ptr.write(std::ptr::with_exposed_provenance_mut(mapped)) };
+        ACL_SUCCESS
+    })
+}
+
+extern "C" fn aclrtIpcMemClose(key: *const c_char) -> aclError {
+    call(|s| {
+        enter!(s, false);
+        let text = key_text(key);
+        s.calls.push("aclrtIpcMemClose");
+        let import = s
+            .imports
+            .iter()
+            .find(|(_, i)| i.alive && i.key == text)
+            .map(|(&at, i)| (at, i.len));
+        let pending = match import {
+            Some((at, len)) => {
+                let pending = pending_on(s, at, len);
+                if let Some(i) = s.imports.get_mut(&at) {
+                    i.alive = false;
+                }
+                pending
+            }
+            None => 0,
+        };
+        s.mem_closes.push((text, pending));
+        ACL_SUCCESS
+    })
+}
+
+extern "C" fn aclrtLaunchHostFunc(
+    stream: aclrtStream,
+    f: aclrtHostFunc,
+    args: *mut c_void,
+) -> aclError {
+    call(|s| {
+        let device = enter!(s, true);
+        let key = match live_stream(s, stream, device) {
+            Ok(key) => queue_key(key),
+            Err(code) => return code,
+        };
+        let Some(f) = f else {
+            return fail(ACL_ERROR_INVALID_PARAM, "NULL fn");
+        };
+        if let Some(code) = s.launch_fails_with {
+            return fail(code, "aclrtLaunchHostFunc failed (as the test asked)");
+        }
+        s.calls.push("aclrtLaunchHostFunc");
+        s.launches.push((key, args.addr()));
+        s.queues.entry(key).or_default().push_back(Task::HostFn {
+            f,
+            args: args.expose_provenance(),
+        });
+        ACL_SUCCESS
+    })
+}
+
+fn live_event(state: &State, event: aclrtEvent) -> std::result::Result<usize, aclError> {
+    match state.events.get(&(event as usize)) {
+        Some(e) if e.alive => Ok(event as usize),
+        _ => Err(fail(ACL_ERROR_RT_INVALID_HANDLE, "no such event")),
+    }
+}
+
+macro_rules! live {
+    ($e:expr) => {
+        match $e {
+            Ok(key) => key,
+            Err(code) => return code,
+        }
+    };
+}
+
+extern "C" fn aclrtCreateEventWithFlag(event: *mut aclrtEvent, flags: u32) -> aclError {
+    call(|s| {
+        enter!(s, true);
+        if flags & !0xB != 0 {
+            return fail(ACL_ERROR_RT_PARAM_INVALID, "E1: flags");
+        }
+        s.calls.push("aclrtCreateEventWithFlag");
+        let key = new_handle(s);
+        s.events.insert(
+            key,
+            FakeEvent {
+                ctx: CURRENT.with(Cell::get),
+                flags,
+                alive: true,
+                pending: 0,
+                stamp: None,
+            },
+        );
+        // SAFETY: the caller passes a live out-pointer (result.rs: a local).
+        unsafe { event.write(key as aclrtEvent) };
+        ACL_SUCCESS
+    })
+}
+
+extern "C" fn aclrtDestroyEvent(event: aclrtEvent) -> aclError {
+    call(|s| {
+        enter!(s, true);
+        let key = live!(live_event(s, event));
+        s.calls.push("aclrtDestroyEvent");
+        if let Some(e) = s.events.get_mut(&key) {
+            e.alive = false;
+        }
+        ACL_SUCCESS
+    })
+}
+
+fn event_task(event: aclrtEvent, stream: aclrtStream, record: bool) -> aclError {
+    call(|s| {
+        let device = enter!(s, true);
+        let key = live!(live_event(s, event));
+        let queue = queue_key(live!(live_stream(s, stream, device)));
+        if s.events[&key].ctx != CURRENT.with(Cell::get) {
+            return fail(
+                ACL_ERROR_RT_STREAM_CONTEXT,
+                "C1: an event of another context",
+            );
+        }
+        let task = if record {
+            s.calls.push("aclrtRecordEvent");
+            if let Some(e) = s.events.get_mut(&key) {
+                e.pending += 1;
+            }
+            Task::RecordEvent(key)
+        } else {
+            s.calls.push("aclrtResetEvent");
+            Task::ResetEvent(key)
+        };
+        s.queues.entry(queue).or_default().push_back(task);
+        ACL_SUCCESS
+    })
+}
+
+extern "C" fn aclrtRecordEvent(event: aclrtEvent, stream: aclrtStream) -> aclError {
+    event_task(event, stream, true)
+}
+
+extern "C" fn aclrtResetEvent(event: aclrtEvent, stream: aclrtStream) -> aclError {
+    event_task(event, stream, false)
+}
+
+extern "C" fn aclrtStreamWaitEvent(stream: aclrtStream, event: aclrtEvent) -> aclError {
+    call(|s| {
+        let device = enter!(s, true);
+        let key = live!(live_event(s, event));
+        let queue = queue_key(live!(live_stream(s, stream, device)));
+        s.calls.push("aclrtStreamWaitEvent");
+        s.event_waits.push((queue, key));
+        ACL_SUCCESS
+    })
+}
+
+extern "C" fn aclrtSynchronizeEvent(event: aclrtEvent) -> aclError {
+    let device = with(|s| {
+        let device = enter(s, true)?;
+        live_event(s, event)?;
+        s.calls.push("aclrtSynchronizeEvent");
+        Ok(device)
+    });
+    match device {
+        Ok(device) => {
+            run_device(device);
+            ACL_SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+extern "C" fn aclrtQueryEventStatus(event: aclrtEvent, status: *mut u32) -> aclError {
+    call(|s| {
+        enter!(s, true);
+        let key = live!(live_event(s, event));
+        let complete = s.events[&key].pending == 0;
+        // SAFETY: the caller passes a live out-pointer (result.rs: a local).
+        unsafe {
+            status.write(if complete {
+                ACL_EVENT_RECORDED_STATUS_COMPLETE
+            } else {
+                ACL_EVENT_RECORDED_STATUS_NOT_READY
+            })
+        };
+        ACL_SUCCESS
+    })
+}
+
+extern "C" fn aclrtEventElapsedTime(ms: *mut f32, start: aclrtEvent, end: aclrtEvent) -> aclError {
+    call(|s| {
+        enter!(s, true);
+        let start = live!(live_event(s, start));
+        let end = live!(live_event(s, end));
+        let stamp = |key: usize| {
+            let e = &s.events[&key];
+            e.stamp.filter(|_| e.pending == 0)
+        };
+        let (Some(a), Some(b)) = (stamp(start), stamp(end)) else {
+            return fail(ACL_ERROR_RT_PARAM_INVALID, "E1: not complete");
+        };
+        // SAFETY: the caller passes a live out-pointer (result.rs: a local).
+        unsafe { ms.write(b - a) };
+        ACL_SUCCESS
+    })
+}
+
+extern "C" fn aclrtCreateContext(context: *mut aclrtContext, device: i32) -> aclError {
+    call(|s| {
+        enter!(s, false);
+        if !(0..DEVICES as i32).contains(&device) {
+            return fail(ACL_ERROR_RT_INVALID_DEVICEID, &format!("device {device}"));
+        }
+        s.calls.push("aclrtCreateContext");
+        s.next_context += 1;
+        let ctx = CREATED_CONTEXT_BASE + s.next_context * 0x10;
+        s.contexts.insert(ctx, (device, true));
+        CURRENT.with(|c| c.set(ctx));
+        // SAFETY: the caller passes a live out-pointer (result.rs: a local).
+        unsafe { context.write(ctx as aclrtContext) };
+        ACL_SUCCESS
+    })
+}
+
+extern "C" fn aclrtDestroyContext(context: aclrtContext) -> aclError {
+    call(|s| {
+        enter!(s, false);
+        match s.contexts.get_mut(&(context as usize)) {
+            Some(entry) if entry.1 => entry.1 = false,
+            _ => return fail(ACL_ERROR_RT_PARAM_INVALID, "C1: not a created context"),
+        }
+        s.calls.push("aclrtDestroyContext");
+        ACL_SUCCESS
+    })
+}
+
+extern "C" fn aclrtStreamQuery(stream: aclrtStream, status: *mut u32) -> aclError {
+    call(|s| {
+        let device = enter!(s, true);
+        let queue = queue_key(live!(live_stream(s, stream, device)));
+        let idle = s.queues.get(&queue).is_none_or(VecDeque::is_empty);
+        // SAFETY: the caller passes a live out-pointer (result.rs: a local).
+        unsafe {
+            status.write(if idle {
+                ACL_STREAM_STATUS_COMPLETE
+            } else {
+                ACL_STREAM_STATUS_NOT_READY
+            })
+        };
+        ACL_SUCCESS
+    })
+}
+
+extern "C" fn aclrtSynchronizeDevice() -> aclError {
+    let device = with(|s| {
+        let device = enter(s, true)?;
+        if RUNNING.with(Cell::get) != 0 {
+            s.refused_syncs += 1;
+            return Err(fail(
+                ACL_ERROR_RT_PARAM_INVALID,
+                "H1: a host function synchronized its device",
+            ));
+        }
+        s.calls.push("aclrtSynchronizeDevice");
+        s.device_syncs.push(device);
+        Ok(device)
+    });
+    match device {
+        Ok(device) => {
+            run_device(device);
+            ACL_SUCCESS
+        }
+        Err(code) => code,
+    }
 }
