@@ -301,7 +301,7 @@ impl Registry {
     /// M4: adds `pids` (at most 31, `raw` checked) to the whitelist of the export `key` names.
     pub(crate) fn mem_set_import_pid(&self, key: &MemKey, pids: &[i32]) -> Result<()> {
         let mut g = self.lock()?;
-        let e = resolve(&mut g, key)?;
+        let e = resolve(&mut g, key, Rule::M4)?;
         let s = self.export_slot(e.index);
         if s.exporter.load(Relaxed) != self.my_code() {
             return Err(err!(
@@ -367,7 +367,7 @@ impl Registry {
     ) -> Result<Imported> {
         let mut g = self.lock()?;
         reclaim::step(&mut g);
-        let e = resolve(&mut g, key)?;
+        let e = resolve(&mut g, key, Rule::M5)?;
         let s = self.export_slot(e.index);
         let me = self.me().expect("only attached processes import");
         if s.exporter.load(Relaxed) == me.code || held(e) {
@@ -463,7 +463,7 @@ impl Registry {
     /// working. Closing while imports remain is a hazard: served, or with `strict` refused.
     pub(crate) fn mem_close_export(&self, key: &MemKey, strict: bool) -> Result<Hazard> {
         let mut g = self.lock()?;
-        let e = resolve(&mut g, key)?;
+        let e = resolve(&mut g, key, Rule::M6)?;
         let s = self.export_slot(e.index);
         if s.exporter.load(Relaxed) != self.my_code() {
             return Err(err!(
@@ -515,29 +515,38 @@ fn bump(high_water: &std::sync::atomic::AtomicU32, index: u32) {
     }
 }
 
-fn unknown() -> notify_api::Error {
-    err!(M5: RT_DRV_INTERNAL_ERROR, "the memory key is unknown or was closed")
+fn unknown(rule: Rule) -> notify_api::Error {
+    notify_api::Error::rule(
+        rule,
+        notify_api::AclError::RT_DRV_INTERNAL_ERROR,
+        format_args!(
+            "the memory key is unknown or was closed (freeing exported memory closes its keys)"
+        ),
+    )
 }
 
-/// M4/M5: the live export a well-formed key names, or 507899. An export whose exporter died is
-/// closed (R9).
-fn resolve(g: &mut Guard<'_>, key: &MemKey) -> Result<ExportRef> {
+/// M4/M5/M6 (`rule`: the calling operation's): the live export a well-formed key names, or
+/// 507899. An export whose exporter died is closed (R9).
+fn resolve(g: &mut Guard<'_>, key: &MemKey, rule: Rule) -> Result<ExportRef> {
     let reg = g.reg;
     if key.ns_hash != reg.hash() {
-        return Err(err!(
-            M5: RT_DRV_INTERNAL_ERROR,
-            "the memory key belongs to another namespace than {:?}",
-            reg.namespace()
+        return Err(notify_api::Error::rule(
+            rule,
+            notify_api::AclError::RT_DRV_INTERNAL_ERROR,
+            format_args!(
+                "the memory key belongs to another namespace than {:?}",
+                reg.namespace()
+            ),
         ));
     }
     let e = key.export;
-    let s = reg.live_export(e).ok_or_else(unknown)?;
+    let s = reg.live_export(e).ok_or_else(|| unknown(rule))?;
     if s.state.load(Relaxed) != EXPORT_SLOT_LIVE || s.secret.load(Relaxed) != key.secret {
-        return Err(unknown());
+        return Err(unknown(rule));
     }
     if let Holder::Dead(p) = g.holder(s.exporter.load(Relaxed)) {
         reclaim::reclaim_proc(g, p);
-        return Err(unknown());
+        return Err(unknown(rule));
     }
     Ok(e)
 }
