@@ -159,7 +159,7 @@ pub fn render(t: &Timeline) -> String {
     );
     let _ = writeln!(
         out,
-        r##"<text class="heading" x="12" y="22" font-size="15" font-weight="bold">ascend-notify trace</text><text x="170" y="22" fill="#555555">{}</text>"##,
+        r##"<text class="heading" x="12" y="22" font-size="15" font-weight="bold">ascend-notify trace</text><text x="190" y="22" fill="#555555">{}</text>"##,
         esc(&summary)
     );
 
