@@ -55,7 +55,12 @@ pub(crate) trait DynDevice: Send + Sync + fmt::Debug + 'static {
     fn synchronize(&self) -> Result<()>;
     fn alloc(&self, size: usize, policy: MallocPolicy) -> Result<Box<dyn DynBuffer>>;
     fn mem_info(&self) -> Result<MemInfo>;
-    fn import_memory(&self, key: &ExportKey, flags: MemImportFlags) -> Result<Box<dyn DynImport>>;
+    fn import_memory(
+        &self,
+        key: &ExportKey,
+        len: usize,
+        flags: MemImportFlags,
+    ) -> Result<Box<dyn DynImport>>;
     fn create_event(&self, flags: EventFlags) -> Result<Box<dyn DynEvent>>;
     fn copy_from_host(&self, dst: DeviceRange<'_>, src: &[u8]) -> Result<()>;
     fn copy_to_host(&self, dst: &mut [u8], src: DeviceRange<'_>) -> Result<()>;
@@ -214,9 +219,14 @@ impl<D: notify_api::Device> DynDevice for D {
         notify_api::Device::mem_info(self)
     }
 
-    fn import_memory(&self, key: &ExportKey, flags: MemImportFlags) -> Result<Box<dyn DynImport>> {
+    fn import_memory(
+        &self,
+        key: &ExportKey,
+        len: usize,
+        flags: MemImportFlags,
+    ) -> Result<Box<dyn DynImport>> {
         Ok(Box::new(notify_api::Device::import_memory(
-            self, key, flags,
+            self, key, len, flags,
         )?))
     }
 

@@ -196,10 +196,16 @@ impl Device {
         self.inner.mem_info()
     }
 
-    /// Imports another process's memory ([`notify_api::Device::import_memory`], M5).
-    pub fn import_memory(&self, key: &ExportKey, flags: MemImportFlags) -> Result<MemImport> {
+    /// Imports `len` bytes of another process's memory
+    /// ([`notify_api::Device::import_memory`], M5).
+    pub fn import_memory(
+        &self,
+        key: &ExportKey,
+        len: usize,
+        flags: MemImportFlags,
+    ) -> Result<MemImport> {
         Ok(MemImport {
-            inner: self.inner.import_memory(key, flags)?,
+            inner: self.inner.import_memory(key, len, flags)?,
             device: self.clone(),
         })
     }
@@ -551,8 +557,8 @@ impl notify_api::Device for Device {
         Device::mem_info(self)
     }
 
-    fn import_memory(&self, key: &ExportKey, flags: MemImportFlags) -> Result<MemImport> {
-        Device::import_memory(self, key, flags)
+    fn import_memory(&self, key: &ExportKey, len: usize, flags: MemImportFlags) -> Result<MemImport> {
+        Device::import_memory(self, key, len, flags)
     }
 
     fn create_event(&self, flags: EventFlags) -> Result<Event> {

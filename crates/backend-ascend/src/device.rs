@@ -97,37 +97,6 @@ impl AscendDevice {
     pub fn is_created_context(&self) -> bool {
         self.inner.retain.is_created_context()
     }
-
-    /// Imports another process's exported memory (`aclrtIpcMemImportByKey`) of `len` bytes.
-    ///
-    /// The C API does not tell an importer how long the imported memory is, so the trait's
-    /// [`notify_api::Device::import_memory`], which takes no length, cannot be served by this
-    /// backend; the exporter must send the length with the key, as CANN programs do.
-    ///
-    /// # Behavior
-    /// As [`notify_api::Device::import_memory`] (M5, M6, R12); the import's range is `len` bytes
-    /// from the address the runtime maps it at.
-    ///
-    /// # Safety
-    /// `len` is at most the length of the range exported under `key`. The backend checks every
-    /// range against the memory it handed out before the runtime sees it (M2), and for an
-    /// import `len` is that memory's extent: a longer one would let copies and sets through
-    /// that reach past the mapping.
-    ///
-    /// # Errors
-    /// `RT_PARAM_INVALID` (107000), `RT_DRV_INTERNAL_ERROR` (507899),
-    /// `RT_FEATURE_NOT_SUPPORT` (207000), as the runtime reports them.
-    pub unsafe fn import_memory_sized(
-        &self,
-        key: &ExportKey,
-        len: usize,
-        flags: MemImportFlags,
-    ) -> Result<AscendMemImport> {
-        // SAFETY: this function's contract, passed on.
-        let handle =
-            unsafe { result::ipc_mem_import_by_key(self.retain(), key, flags.bits(), len) }?;
-        Ok(AscendMemImport::new(self.clone(), handle))
-    }
 }
 
 impl fmt::Debug for AscendDevice {
@@ -210,19 +179,21 @@ impl notify_api::Device for AscendDevice {
         Ok(MemInfo { free, total })
     }
 
-    /// Not served by this backend: the C API does not tell an importer the length of the memory
-    /// it maps, and the backend must know it to check ranges before the runtime sees them (M2).
-    /// Use [`AscendDevice::import_memory_sized`] with the length the exporter sends.
-    ///
-    /// # Errors
-    /// Always `RT_PARAM_INVALID` (107000, M5), before the runtime is called.
-    fn import_memory(&self, key: &ExportKey, flags: MemImportFlags) -> Result<AscendMemImport> {
-        let _ = (key, flags);
-        Err(err!(
-            M5: RT_PARAM_INVALID,
-            "the ACL C API does not tell an importer how long the imported memory is; import \
-             with AscendDevice::import_memory_sized and the length the exporter sends"
-        ))
+    /// The C call maps the memory and returns only its address; the backend records `len`
+    /// bytes there for its range checks (M2). It cannot check `len` against the export: a
+    /// longer one lets copies through that fail on the device, or reach other device memory of
+    /// this process (never host memory: copies are runtime calls).
+    fn import_memory(
+        &self,
+        key: &ExportKey,
+        len: usize,
+        flags: MemImportFlags,
+    ) -> Result<AscendMemImport> {
+        if len == 0 {
+            return Err(err!(M5: RT_PARAM_INVALID, "an import of 0 bytes"));
+        }
+        let handle = result::ipc_mem_import_by_key(self.retain(), key, flags.bits(), len)?;
+        Ok(AscendMemImport::new(self.clone(), handle))
     }
 
     fn create_event(&self, flags: EventFlags) -> Result<AscendEvent> {

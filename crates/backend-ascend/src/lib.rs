@@ -39,9 +39,8 @@
 //! buffer (or closing an import) withdraws its range, then synchronizes every device whose
 //! streams were given a task on it, then calls `aclrtFree` (M6).
 //!
-//! The C API does not tell an importer how long imported memory is, so
-//! [`notify_api::Device::import_memory`] (which takes no length) is refused here; use
-//! [`AscendDevice::import_memory_sized`] with the length the exporter sends.
+//! The C API does not tell an importer how long imported memory is: the exporter sends the
+//! length with the key, and [`notify_api::Device::import_memory`] takes it.
 //!
 //! # Host functions
 //! [`notify_api::Stream::launch_host_fn`] boxes the closure and passes it as `args` to one

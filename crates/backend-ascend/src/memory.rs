@@ -118,7 +118,7 @@ impl notify_api::MemExport for AscendMemExport {
     }
 }
 
-/// Another process's memory, imported ([`AscendDevice::import_memory_sized`], M5).
+/// Another process's memory, imported ([`notify_api::Device::import_memory`], M5).
 ///
 /// It keeps the [`AscendDevice`] it was imported with alive. Its range takes only
 /// device-to-device copies and sets on a stream (M5; anything else is refused before the runtime
@@ -153,7 +153,7 @@ impl notify_api::MemImport for AscendMemImport {
         &self.device
     }
 
-    /// The length given to [`AscendDevice::import_memory_sized`].
+    /// The length given to [`notify_api::Device::import_memory`].
     fn len(&self) -> usize {
         self.handle.len()
     }

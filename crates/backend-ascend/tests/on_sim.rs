@@ -343,8 +343,8 @@ fn importer(rt: &AscendRuntime, link: &mut impl PeerLink) -> Result<()> {
     let len: usize = words.next().and_then(|l| l.parse().ok()).expect("length");
     let notify_key = ExportKey::new(words.next().expect("notify key"))?;
 
-    // SAFETY: `len` is the length of the exported range, as the exporter says.
-    let import = unsafe { d0.import_memory_sized(&mem_key, len, MemImportFlags::DEFAULT) }?;
+    // The length comes with the key, as the exporter says.
+    let import = d0.import_memory(&mem_key, len, MemImportFlags::DEFAULT)?;
     check(
         import.len() == 4096 && import.as_range().is_imported(),
         "imported",

@@ -11,7 +11,7 @@ use std::time::Duration;
 use notify_api::{
     Backend, BackendKind, DeviceId, DeviceRange, Download, EventFlags, ExportFlags, ExportKey,
     ImportFlags, MallocPolicy, MemExportFlags, MemImportFlags, MemInfo, NotifyFlags, NotifyId, Pid,
-    Result, Timeout,
+    Result, Timeout, err,
 };
 
 use crate::SimBuilder;
@@ -213,18 +213,35 @@ impl notify_api::Device for SimDevice {
         Ok(MemInfo { free, total })
     }
 
-    fn import_memory(&self, key: &ExportKey, flags: MemImportFlags) -> Result<SimMemImport> {
+    fn import_memory(
+        &self,
+        key: &ExportKey,
+        len: usize,
+        flags: MemImportFlags,
+    ) -> Result<SimMemImport> {
+        if len == 0 {
+            return Err(err!(M5: RT_PARAM_INVALID, "an import of 0 bytes"));
+        }
         let addr = raw::ipc_import(self.s(), self.cx(), &key.to_c_buf(), flags.bits())?;
-        let (len, device, _) =
+        let (mapped, device, _) =
             raw::mem_region(self.s(), addr).unwrap_or((0, self.ctx.device(), true));
-        Ok(SimMemImport {
+        let import = SimMemImport {
             device: self.clone(),
             key: key.clone(),
             addr,
-            len: len as usize,
+            len,
             mem_device: DeviceId(device),
             closed: false,
-        })
+        };
+        if len as u64 > mapped {
+            // Dropping the import closes it again.
+            drop(import);
+            return Err(err!(
+                M5: RT_PARAM_INVALID,
+                "the key exports {mapped} bytes, not {len} (the exporter's length must come with                  the key)"
+            ));
+        }
+        Ok(import)
     }
 
     fn create_event(&self, flags: EventFlags) -> Result<SimEvent> {

@@ -316,7 +316,11 @@ pub trait Device: Clone + Send + Sync + fmt::Debug + 'static {
     /// Only backend failures.
     fn mem_info(&self) -> Result<MemInfo>;
 
-    /// Imports another process's exported memory (`aclrtIpcMemImportByKey`).
+    /// Imports `len` bytes of another process's exported memory (`aclrtIpcMemImportByKey`).
+    ///
+    /// The C call maps the memory and returns only its address, as CUDA's IPC does: the
+    /// exporter sends the length with the key, as CANN programs do, and `len` is what the
+    /// import's range then covers.
     ///
     /// # Behavior
     /// - M5: refusals, in order: a malformed key (107000); then 507899 for an unknown or closed
@@ -328,12 +332,17 @@ pub trait Device: Clone + Send + Sync + fmt::Debug + 'static {
     /// - M6: dropping the import closes it (`aclrtIpcMemClose`).
     /// - R12: 207000 in a virtualization instance.
     ///
+    /// - `len == 0` → 107000. The simulator knows the exported length and refuses a longer
+    ///   `len` (107000, M5); the NPU backend cannot check it, and a longer one makes copies past
+    ///   the export fail on the device (or reach other device memory of this process).
+    ///
     /// # Errors
     /// `RT_PARAM_INVALID` (107000), `RT_DRV_INTERNAL_ERROR` (507899),
     /// `RT_FEATURE_NOT_SUPPORT` (207000).
     fn import_memory(
         &self,
         key: &ExportKey,
+        len: usize,
         flags: MemImportFlags,
     ) -> Result<<Self::Backend as Backend>::MemImport>;
 

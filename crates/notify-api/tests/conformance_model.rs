@@ -444,6 +444,7 @@ impl notify_api::Device for Dev {
     fn import_memory(
         &self,
         _: &notify_api::ExportKey,
+        _: usize,
         _: notify_api::MemImportFlags,
     ) -> Result<NoMemory> {
         no_memory()

@@ -954,18 +954,15 @@ impl fmt::Debug for MemImport {
 /// session's registry as `len` bytes of imported memory.
 ///
 /// The C call does not say how long the imported memory is; the exporter must tell the
-/// importer, and `len` is what the range checks then accept.
-///
-/// # Safety
-/// `len` is at most the length of the range exported under `key`: a larger one would let
-/// copies and sets through the range check that reach past the mapping.
+/// importer, and `len` is what the range checks then accept (a longer one than the export lets
+/// copies reach the runtime that fail on the device; host memory is never touched through it).
 ///
 /// # Errors
 /// The runtime's code (107000 for a malformed key; 507899 for an unknown or closed key, one this
 /// process exported or imported, a caller not whitelisted, another device without peer access;
 /// 207000 in a virtualization instance); `RT_INTERNAL_ERROR` (507000) for a NULL address reported
 /// as success or one that overlaps live memory (then the import is closed again).
-pub unsafe fn ipc_mem_import_by_key(
+pub fn ipc_mem_import_by_key(
     retain: &Arc<Retain>,
     key: &ExportKey,
     flags: u64,

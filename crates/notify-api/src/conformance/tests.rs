@@ -166,7 +166,7 @@ mod nothing {
         fn mem_info(&self) -> Result<MemInfo> {
             match *self {}
         }
-        fn import_memory(&self, _: &ExportKey, _: MemImportFlags) -> Result<Mem> {
+        fn import_memory(&self, _: &ExportKey, _: usize, _: MemImportFlags) -> Result<Mem> {
             match *self {}
         }
         fn create_event(&self, _: EventFlags) -> Result<Mem> {
