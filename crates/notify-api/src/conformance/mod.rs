@@ -138,10 +138,12 @@ mod memory;
 mod roles;
 mod rules;
 mod support;
+mod tasks;
 
 pub use memory::*;
 pub use roles::{ROLE_IMPORTER, ROLE_REMOTE, run_role};
 pub use rules::*;
+pub use tasks::*;
 
 use std::fmt;
 

@@ -132,6 +132,18 @@ macro_rules! for_each_check {
             m6_hazard_free_while_imported_served: Multi [MultiProcess, Memory, ServedHazards],
             m6_hazard_exporter_closes_first_served: Multi [MultiProcess, Memory, ServedHazards],
             m6_strict_hazards_refused: Multi [MultiProcess, Memory, StrictHazards],
+            h1_host_fn_runs_in_stream_order: Single [StreamTasks, Memory],
+            h1_host_fn_cannot_synchronize_own_stream: Single [StreamTasks],
+            h1_host_fn_panic_is_stream_error: Single [StreamTasks],
+            e1_event_flags: Single [StreamTasks],
+            e1_record_completes_when_reached: Single [StreamTasks],
+            e1_stream_wait_event: Single [StreamTasks],
+            e1_reset_event: Single [StreamTasks],
+            e1_elapsed_time: Single [StreamTasks],
+            e1_event_of_another_device: Single [StreamTasks],
+            c1_created_context: Single [StreamTasks],
+            s1_stream_query: Single [StreamTasks],
+            s1_device_synchronize: Single [StreamTasks],
         }
     };
 }

@@ -25,6 +25,8 @@ pub(super) type StreamOf<D> = <<D as Device>::Backend as Backend>::Stream;
 
 /// The buffer type of device `D`.
 pub(super) type BufferOf<D> = <<D as Device>::Backend as Backend>::Buffer;
+/// The event type of device `D`.
+pub(super) type EventOf<D> = <<D as Device>::Backend as Backend>::Event;
 
 /// 4 KiB, the page of `NORMAL_ONLY` (M1).
 pub(super) const KIB4: usize = 4 << 10;
