@@ -1419,6 +1419,12 @@ pub fn m5_import_takes_only_stream_device_copies<B: Backend>(
         code,
         "an export of imported memory",
     );
+    let past = kept_range(r.addr(), KIB4 + 1, DeviceId(0), true);
+    assert_code(
+        s.memset(past, 1),
+        code,
+        "a set one byte past the import (M2)",
+    );
     sync_ok(&s, "refused async calls are not reported later");
     assert_eq!(
         peer.read(&format!("b{pb}"), 0, KIB4),
@@ -1737,6 +1743,46 @@ pub fn m6_killed_allocator_reclaimed<B: Backend>(rt: &B::Runtime, spawner: &dyn 
         f0,
         "the dead peer's memory came back"
     );
+}
+
+/// M6, R9: "an attach ... reclaims the dead": a peer that holds 8 MiB dies; once another peer
+/// has attached, the free bytes this process reads are what they were.
+pub fn m6_attach_reclaims_the_dead<B: Backend>(rt: &B::Runtime, spawner: &dyn Spawner) {
+    let d0 = dev(rt, 0);
+    let f0 = free_bytes(&d0, "mem_info");
+    let mut peer = Remote::on_device(spawner, "allocator that dies", 0);
+    peer.alloc(8 * MIB, MallocPolicy::NormalOnly);
+    assert!(free_bytes(&d0, "mem_info") < f0, "the peer's allocation");
+    peer.abort();
+    let newcomer = Remote::on_device(spawner, "peer that attaches after the death", 0);
+    assert_eq!(
+        free_bytes(&d0, "mem_info after an attach"),
+        f0,
+        "an attach after the death did not reclaim the dead peer's memory"
+    );
+    newcomer.exit();
+}
+
+/// M6, R9: "every memory call of another process ... reclaims the dead": a peer that holds
+/// 8 MiB dies; once another peer (attached before the death) has allocated and freed 4 KiB, the
+/// free bytes this process reads are what they were.
+pub fn m6_memory_call_reclaims_the_dead<B: Backend>(rt: &B::Runtime, spawner: &dyn Spawner) {
+    let d0 = dev(rt, 0);
+    let f0 = free_bytes(&d0, "mem_info");
+    let mut witness = Remote::on_device(spawner, "peer attached before the death", 0);
+    let mut peer = Remote::on_device(spawner, "allocator that dies", 0);
+    peer.alloc(8 * MIB, MallocPolicy::NormalOnly);
+    assert!(free_bytes(&d0, "mem_info") < f0, "the peer's allocation");
+    peer.abort();
+    let (b, _) = witness.alloc(KIB4, MallocPolicy::NormalOnly);
+    witness.ok(&format!("free {b}"));
+    assert_eq!(
+        free_bytes(&d0, "mem_info after another process's memory calls"),
+        f0,
+        "an allocation and a free by another process after the death did not reclaim the dead \
+         peer's memory"
+    );
+    witness.exit();
 }
 
 /// M6, R9: an importer that dies holding its import loses it: the exporter closes and frees

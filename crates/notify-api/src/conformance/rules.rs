@@ -126,6 +126,8 @@ macro_rules! for_each_check {
             m6_exporter_close_revokes_key: Multi [MultiProcess, Memory],
             m6_released_after_free_and_every_close: Multi [MultiProcess, Memory],
             m6_killed_allocator_reclaimed: Multi [MultiProcess, ProcessDeath, Memory],
+            m6_attach_reclaims_the_dead: Multi [MultiProcess, ProcessDeath, Memory],
+            m6_memory_call_reclaims_the_dead: Multi [MultiProcess, ProcessDeath, Memory],
             m6_killed_importer_reclaimed: Multi [MultiProcess, ProcessDeath, Memory],
             m6_killed_exporter_memory_stays_for_importer:
                 Multi [MultiProcess, ProcessDeath, Memory, ServedHazards],
