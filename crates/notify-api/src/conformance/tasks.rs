@@ -14,8 +14,8 @@ use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use super::support::{
-    EventOf, Gate, KIB4, QUICK, SHORT, alloc, assert_busy, create, destroy, dev, put, stream,
-    sync_ok,
+    EventOf, Gate, KIB4, QUICK, SHORT, alloc, assert_busy, create, destroy, dev, kept_range, put,
+    stream, sync_ok,
 };
 use super::{assert_code, ok};
 use crate::{
@@ -84,12 +84,12 @@ pub fn h1_host_fn_runs_in_stream_order<B: Backend>(rt: &B::Runtime) {
     {
         let (d, log) = (d0.clone(), log.clone());
         let other = stream(&d0, "another stream, for the host function");
-        // The range outlives the closure only by address; the buffer outlives the stream's
-        // tasks (it is freed after the synchronize below), so the bytes are rebuilt from it.
+        // The closure is `'static` and a range borrows its buffer, so the host function
+        // rebuilds the range from its address; the buffer is freed only after the stream ran.
         let (addr, len) = (addr_range.addr(), addr_range.len());
         ok(
             s.launch_host_fn(move || {
-                let range = super::support::kept_range(addr, len, DeviceId(0), false);
+                let range = kept_range(addr, len, DeviceId(0), false);
                 let mut seen = vec![0u8; len];
                 let read = d.copy_to_host(&mut seen, range);
                 std::thread::sleep(Duration::from_millis(100));
