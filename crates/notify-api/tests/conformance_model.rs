@@ -9,7 +9,10 @@
 //! `for_each_check!`, each check skipped with its reason when the backend lacks a capability.
 //!
 //! What the model cannot do is [`Capability::ProcessDeath`]: its peers are threads, and a peer
-//! that aborts would take the test process with it. Those checks are skipped here.
+//! that aborts would take the test process with it. Nor does it model §5 and §6: it has no
+//! device memory, host functions, events or created contexts ([`Capability::Memory`],
+//! [`Capability::StreamTasks`], and the hazard modes [`Capability::ServedHazards`],
+//! [`Capability::StrictHazards`]). Those checks are skipped here, each with its reason.
 
 #![cfg(feature = "conformance")]
 
@@ -33,7 +36,7 @@ use notify_api::{
 const DEVICES: usize = 4;
 const CAPACITY: usize = 64;
 
-/// What the model supports: everything but abrupt death.
+/// What the model supports: notifies (§3) only, and everything of them but abrupt death.
 const HAVE: &[Capability] = &[
     Capability::MultiProcess,
     Capability::Virtualized,

@@ -1,5 +1,5 @@
-//! The backend-generic conformance suite: one public function per rule of `SEMANTICS.md` §3 (or
-//! several), run against every backend.
+//! The backend-generic conformance suite: one public function per rule of `SEMANTICS.md` §3,
+//! §5 and §6 (or several), run against every backend.
 //!
 //! Like object_store's shared integration tests, each check takes a runtime, drives it, and
 //! panics (via `assert!`) when a code or an effect differs from the contract. Checks are generic
@@ -27,6 +27,10 @@
 //!     Capability::Virtualized,
 //!     Capability::ProcessDeath,
 //!     Capability::StartTimeHook,
+//!     Capability::Memory,
+//!     Capability::StreamTasks,
+//!     Capability::ServedHazards,
+//!     Capability::StrictHazards,
 //! ];
 //!
 //! fn run(name: &str) {
@@ -38,7 +42,8 @@
 //!     let ns = ScopedNamespace::new(name);
 //!     // R12: the check that needs it gets a runtime configured as a virtualization instance,
 //!     // every other check a plain one.
-//!     let rt = attach(&ns, check.needs(Capability::Virtualized));
+//!     // M1: a small device memory (see "Device memory" below).
+//!     let rt = attach(&ns, check.needs(Capability::Virtualized), 1 << 30 | 64 << 20);
 //!     check.run(&rt, &RoleSpawner::new("child", &ns));
 //! }
 //!
@@ -73,7 +78,27 @@
 //!
 //! Each check expects a fresh runtime with at least 2 devices and a capacity of at least 16
 //! notifies per device, configured as a virtualization instance exactly when the check needs
-//! [`Capability::Virtualized`].
+//! [`Capability::Virtualized`]. Peers are plain processes (never virtualization instances, never
+//! in strict mode) unless a check starts one with the variable of its capability
+//! ([`ENV_START_OFFSET`], [`ENV_STRICT`]).
+//!
+//! # Device memory
+//! The checks of §5 and §6 ([`Capability::Memory`], [`Capability::StreamTasks`]) live in
+//! `memory.rs` and `tasks.rs`; their functions are listed here beside the notify checks. Those
+//! that need [`Capability::Memory`] expect every device to have **at least 16 MiB** of memory
+//! free at the start of the check, and nothing else allocating on devices 0 and 1 while it
+//! runs (they compare `mem_info().free` before and after). There is no upper bound: the checks
+//! that fill a device do it in eighths of its total, never byte by byte. The 1 GiB page of
+//! `HUGE1G_ONLY` is checked for alignment when at least 1 GiB is free, and must fail with
+//! 207001 otherwise. The simulator's runner configures 1 GiB + 64 MiB per device
+//! (`ASCEND_NOTIFY_SIM_DEVICE_MEMORY`, sparse), so that every branch runs and filling a device
+//! stays cheap.
+//!
+//! The hazards of M6 (freeing memory, or closing its export, while another process imports it)
+//! are unsupported on CANN ("否则可能导致异常"): the checks that rely on the simulator serving
+//! them need [`Capability::ServedHazards`], and those of its strict mode
+//! [`Capability::StrictHazards`]. Every other memory check keeps to the supported order:
+//! importers close before the exporter closes and frees.
 //!
 //! # What the typed API cannot express
 //! Some clauses of the contract concern C arguments or C state that the typed API makes
@@ -88,13 +113,37 @@
 //! (`tests/bad_inputs.rs`, and `tests/contexts.rs` for the assertions this suite held before
 //! devices became values). A key "from another namespace" (R7) needs a second namespace and is
 //! left to the simulator's own tests.
+//!
+//! Of §5 and §6 the same holds for: NULL pointers (100000) of every memory, event, context and
+//! host-function call; 107002 without a current device (`aclrtMalloc`, the export, the import);
+//! an unknown `aclrtMemMallocPolicy`, `aclrtMemcpyKind` or `aclrtMemAttr`, and a kind that
+//! contradicts where the pointers are (M2); `memset`'s `int32_t` value converted to a byte; a host
+//! pointer passed where a device pointer is expected and the fault of a host load or store
+//! through a device pointer (M1); `aclrtFree` of an address that is not the start of a live
+//! allocation, of a freed one twice, and of an imported address (M1, M6: the typed `free`
+//! consumes its buffer, and an import has none); `aclrtMallocHost`/`aclrtFreeHost`; export
+//! `len < 65` and flags outside {0x0, 0x1}, import flags outside {0x0, 0x1} (M3, M5); a
+//! set-import-pid call with a malformed, unknown or closed key, or outside the exporting process
+//! (M4: a typed export is the exporter's own and closing consumes it), and in a virtualization
+//! instance (R12); event flag bits outside SYNC | CAPTURE_STREAM_PROGRESS | TIME_LINE and
+//! `ACL_EVENT_IPC` (E1); a host function's C calls finding its stream's context current, and a
+//! host function synchronizing its own stream through `aclrtSynchronizeStream` (H1: the typed
+//! closure does it through an `Arc` of the stream); `aclrtSetCurrentContext`,
+//! `aclrtGetCurrentContext`, `aclrtDestroyContext` (C1), enqueueing under another context than
+//! the handle's (107003); `aclrtDestroyStreamForce`, `aclrtResetDeviceForce` and
+//! `aclrtGetRunMode` (S1). What the simulator alone can observe (hazards counted for the
+//! inspector, no byte of a killed process's memory left in `/dev/shm`) is left to its own tests.
 
+mod memory;
 mod roles;
 mod rules;
 mod support;
+mod tasks;
 
+pub use memory::*;
 pub use roles::{ROLE_IMPORTER, ROLE_REMOTE, run_role};
 pub use rules::*;
+pub use tasks::*;
 
 use std::fmt;
 
@@ -105,6 +154,17 @@ use crate::{AclError, Backend, Pid, Result};
 /// Checks that need [`Capability::StartTimeHook`] pass it to a peer with
 /// [`Spawner::spawn_with_env`].
 pub const ENV_START_OFFSET: &str = "ASCEND_NOTIFY_SIM_START_OFFSET_S";
+
+/// The environment variable of the simulator's strict mode (§4, M6): a process started with it
+/// set to `1` refuses the hazards of M6 (507899, nothing changes). Checks that need
+/// [`Capability::StrictHazards`] pass it to a peer with [`Spawner::spawn_with_env`].
+pub const ENV_STRICT: &str = "ASCEND_NOTIFY_SIM_STRICT";
+
+/// The simulator's bare-tgid mode variable and the value that makes a process's bare tgid differ
+/// from its OS pid (R16). Memory whitelist checks start their importers with it: a backend that
+/// ignores it loses nothing, and on the simulator a whitelist of OS pids instead of bare tgids
+/// then fails as it would in a container.
+pub const ENV_BARE_TGID_REMAP: (&str, &str) = ("ASCEND_NOTIFY_SIM_BARE_TGID", "remap");
 
 /// The parent's end of a spawned peer process.
 pub trait Peer {
@@ -153,6 +213,20 @@ pub enum Capability {
     /// The backend honours [`ENV_START_OFFSET`] in a spawned peer, so that R7's guard against a
     /// reused pid (an importer that started after its whitelist entry was set) can be tested.
     StartTimeHook,
+    /// Device memory and IPC memory (§5, M1–M6): allocations, copies and sets, exports, imports
+    /// and their lifetime. A check that needs it expects the device memory described in the
+    /// module docs ("Device memory").
+    Memory,
+    /// Host functions, events, created contexts, stream queries and device synchronization
+    /// (§6: H1, E1, C1, S1).
+    StreamTasks,
+    /// The hazards of M6 are served, as the simulator serves them without
+    /// `ASCEND_NOTIFY_SIM_STRICT`: memory freed, or an export closed, while another process
+    /// imports it stays valid for the importers (sim: CANN documents both as unsupported).
+    ServedHazards,
+    /// The backend honours [`ENV_STRICT`] in a spawned peer: that peer's hazards of M6 fail
+    /// with 507899 and change nothing (the simulator's strict mode).
+    StrictHazards,
 }
 
 impl Capability {
@@ -162,6 +236,10 @@ impl Capability {
         Capability::Virtualized,
         Capability::ProcessDeath,
         Capability::StartTimeHook,
+        Capability::Memory,
+        Capability::StreamTasks,
+        Capability::ServedHazards,
+        Capability::StrictHazards,
     ];
 
     /// What having the capability means, for skip messages.
@@ -174,6 +252,17 @@ impl Capability {
             }
             Capability::StartTimeHook => {
                 "the simulator's start-time hook ASCEND_NOTIFY_SIM_START_OFFSET_S (R7)"
+            }
+            Capability::Memory => "device memory and IPC memory (M1-M6)",
+            Capability::StreamTasks => {
+                "host functions, events, created contexts, stream and device calls (H1, E1, C1, S1)"
+            }
+            Capability::ServedHazards => {
+                "the M6 hazards served: memory freed or closed by its exporter while imported \
+                 stays valid for the importers (sim)"
+            }
+            Capability::StrictHazards => {
+                "the simulator's strict mode ASCEND_NOTIFY_SIM_STRICT=1 in a spawned peer (M6)"
             }
         }
     }

@@ -21,7 +21,8 @@ use std::collections::BTreeMap;
 
 use super::PeerLink;
 use crate::{
-    Backend, Device, DeviceId, ExportFlags, ExportKey, ImportFlags, Notify, NotifyFlags, Pid,
+    Backend, Buffer, Device, DeviceId, DeviceRange, ExportFlags, ExportKey, ImportFlags,
+    MallocPolicy, MemExport, MemExportFlags, MemImport, MemImportFlags, Notify, NotifyFlags, Pid,
     Runtime, Stream, Timeout,
 };
 
@@ -51,8 +52,24 @@ use crate::{
 /// | `ndev` | `last.device().id()`: the device the handle was made from | `ok <n>` |
 /// | `destroy` | `destroy` of the last handle | `ok` |
 /// | `forget` | `std::mem::forget` of every notify handle: references stay held | `ok` |
+/// | `alloc <size> <policy> [<dev>]` | `device(dev).alloc(size, policy)`, the policy as its CANN value 0..=7; kept as buffer `b<n>` | `ok <n> <addr>` |
+/// | `free <n>` | `free` of buffer `b<n>` (gone from the table whatever the answer) | `ok` |
+/// | `meminfo [<dev>]` | `device(dev).mem_info()` | `ok <free> <total>` |
+/// | `memexport <n> <offset> <len> <flags>` | `export` of bytes `offset..offset + len` of buffer `b<n>` (flags as decimal bits); kept as export `<e>` | `ok <e> <hexkey>` |
+/// | `mempids <e> <pid>...` | `set_import_pids` of export `<e>` with every pid given | `ok` |
+/// | `memclose <e>` | `close` of export `<e>` (gone from the table whatever the answer) | `ok` |
+/// | `memimport <flags> <hexkey> [<dev>]` | `device(dev).import_memory` (flags as decimal bits); kept as import `i<n>` | `ok <n> <addr> <len>` |
+/// | `impclose <n>` | `close` of import `i<n>` | `ok` |
+/// | `write <ref> <offset> <hexbytes>` | writes the bytes at `offset` of `<ref>` through the runtime: a buffer `b<n>` with `copy_from_host`, an import `i<n>` with a stream copy from a staging buffer, synchronized | `ok` |
+/// | `read <ref> <offset> <len>` | reads `len` bytes at `offset` of `<ref>` likewise (an import through a stream copy to a staging buffer) | `ok <hexbytes>` |
+/// | `fill <ref> <offset> <len> <byte>` | `memset` on the stream of `<ref>`'s device, synchronized | `ok` |
+/// | `readat <addr> <len> [<dev>]` | `device(dev).copy_to_host` of `len` bytes at a device address this process keeps, not a range it holds (M6: after a refused free) | `ok <hexbytes>` |
 /// | `exit` | drops every handle, stream and device, returns normally | `ok` |
 /// | `abort` | forgets every handle, stream and device, answers, then aborts the process | `ok` |
+///
+/// Memory commands name buffers `b<n>` and imports `i<n>` by the number their `alloc` or
+/// `memimport` answered, exports by the number `memexport` answered; bytes travel as lower-case
+/// hex. `exit` drops imports, exports and buffers before the streams and devices.
 ///
 /// `abort` ends the process without running any cleanup, the nearest this OS-free crate gets to
 /// `SIGKILL`: it panics while a guard's destructor panics again, which Rust turns into an abort
@@ -90,6 +107,37 @@ pub(super) fn hex_decode(hex: &str) -> Option<String> {
         .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
         .collect::<Option<Vec<u8>>>()?;
     String::from_utf8(bytes).ok()
+}
+
+/// Lower-case hex of `bytes`.
+pub(super) fn hex_of_bytes(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The inverse of [`hex_of_bytes`]; `None` for odd lengths or non-hex digits.
+pub(super) fn bytes_of_hex(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// `aclrtMemMallocPolicy` value `bits` (0..=7) as a [`MallocPolicy`].
+pub(super) fn policy_of(bits: u32) -> Option<MallocPolicy> {
+    Some(match bits {
+        0 => MallocPolicy::HugeFirst,
+        1 => MallocPolicy::HugeOnly,
+        2 => MallocPolicy::NormalOnly,
+        3 => MallocPolicy::HugeFirstP2p,
+        4 => MallocPolicy::HugeOnlyP2p,
+        5 => MallocPolicy::NormalOnlyP2p,
+        6 => MallocPolicy::Huge1gOnly,
+        7 => MallocPolicy::Huge1gOnlyP2p,
+        _ => return None,
+    })
 }
 
 /// Decodes a hex key sent by the parent (a protocol error is a bug of the suite: panic).
@@ -150,6 +198,18 @@ struct Remote<'a, B: Backend> {
     default: Option<i32>,
     /// Held handles; commands act on the last one.
     notifies: Vec<B::Notify>,
+    /// Buffers by the number `alloc` answered (`None` once freed).
+    buffers: Vec<Option<B::Buffer>>,
+    /// Exports by the number `memexport` answered (`None` once closed).
+    exports: Vec<Option<B::MemExport>>,
+    /// Imports by the number `memimport` answered (`None` once closed).
+    imports: Vec<Option<B::MemImport>>,
+}
+
+/// What a memory command's `<ref>` names.
+enum MemRef {
+    Buffer(usize),
+    Import(usize),
 }
 
 impl<B: Backend> Remote<'_, B> {
@@ -207,6 +267,258 @@ impl<B: Backend> Remote<'_, B> {
         }
         self.default = Some(n);
         "ok".to_owned()
+    }
+
+    fn buffer(&self, n: usize, line: &str) -> &B::Buffer {
+        self.buffers
+            .get(n)
+            .and_then(Option::as_ref)
+            .unwrap_or_else(|| panic!("role: {line:?}: no buffer b{n}"))
+    }
+
+    fn import(&self, n: usize, line: &str) -> &B::MemImport {
+        self.imports
+            .get(n)
+            .and_then(Option::as_ref)
+            .unwrap_or_else(|| panic!("role: {line:?}: no import i{n}"))
+    }
+
+    fn mem_ref(word: &str, line: &str) -> MemRef {
+        if let Some(n) = word.strip_prefix('b') {
+            MemRef::Buffer(parse(n, line))
+        } else if let Some(n) = word.strip_prefix('i') {
+            MemRef::Import(parse(n, line))
+        } else {
+            panic!("role: {line:?}: {word:?} names no buffer (b<n>) or import (i<n>)")
+        }
+    }
+
+    /// The stream of device `d` (got with `dev` before: every buffer and import was made from
+    /// such a device).
+    fn stream_of(&self, d: DeviceId, line: &str) -> &B::Stream {
+        &self
+            .devices
+            .get(&d.0)
+            .unwrap_or_else(|| panic!("role: {line:?}: no `dev {}` before", d.0))
+            .1
+    }
+
+    /// The bytes `offset..offset + len` of `r`, with its device.
+    fn range_of(
+        &self,
+        r: &MemRef,
+        offset: usize,
+        len: usize,
+        line: &str,
+    ) -> crate::Result<(DeviceRange<'_>, B::Device)> {
+        match *r {
+            MemRef::Buffer(n) => {
+                let b = self.buffer(n, line);
+                Ok((
+                    b.as_range().slice(offset..offset + len)?,
+                    b.device().clone(),
+                ))
+            }
+            MemRef::Import(n) => {
+                let i = self.import(n, line);
+                Ok((
+                    i.as_range().slice(offset..offset + len)?,
+                    i.device().clone(),
+                ))
+            }
+        }
+    }
+
+    /// `write <ref> <offset> <hex>`: a buffer directly, an import through a staging buffer and
+    /// a stream copy (M5: imports take only device-to-device copies on a stream).
+    fn write(&self, r: &MemRef, offset: usize, bytes: &[u8], line: &str) -> crate::Result<()> {
+        let (range, device) = self.range_of(r, offset, bytes.len(), line)?;
+        match r {
+            MemRef::Buffer(_) => device.copy_from_host(range, bytes),
+            MemRef::Import(_) => {
+                let stream = self.stream_of(device.id(), line);
+                let staging = device.alloc(bytes.len(), MallocPolicy::NormalOnly)?;
+                device.copy_from_host(staging.as_range(), bytes)?;
+                stream.copy(range, staging.as_range())?;
+                stream.synchronize()?;
+                staging.free()
+            }
+        }
+    }
+
+    /// `read <ref> <offset> <len>`, the other way.
+    fn read(&self, r: &MemRef, offset: usize, len: usize, line: &str) -> crate::Result<Vec<u8>> {
+        let (range, device) = self.range_of(r, offset, len, line)?;
+        let mut bytes = vec![0u8; len];
+        match r {
+            MemRef::Buffer(_) => device.copy_to_host(&mut bytes, range)?,
+            MemRef::Import(_) => {
+                let stream = self.stream_of(device.id(), line);
+                let staging = device.alloc(len, MallocPolicy::NormalOnly)?;
+                stream.copy(staging.as_range(), range)?;
+                stream.synchronize()?;
+                device.copy_to_host(&mut bytes, staging.as_range())?;
+                staging.free()?;
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// `fill <ref> <offset> <len> <byte>`: a set on a stream, synchronized.
+    fn fill(
+        &self,
+        r: &MemRef,
+        offset: usize,
+        len: usize,
+        value: u8,
+        line: &str,
+    ) -> crate::Result<()> {
+        let (range, device) = self.range_of(r, offset, len, line)?;
+        let stream = self.stream_of(device.id(), line);
+        stream.memset(range, value)?;
+        stream.synchronize()
+    }
+
+    /// The memory commands; `None` for a command that is not one.
+    fn run_memory(&mut self, command: &str, args: &[&str], line: &str) -> Option<String> {
+        let reply = match (command, args) {
+            ("alloc", [size, policy, rest @ ..]) if rest.len() <= 1 => {
+                let policy = policy_of(parse(policy, line))
+                    .unwrap_or_else(|| panic!("role: bad policy in {line:?}"));
+                match self
+                    .device(rest.first(), line)
+                    .alloc(parse(size, line), policy)
+                {
+                    Ok(b) => {
+                        let addr = b.as_range().addr();
+                        self.buffers.push(Some(b));
+                        format!("ok {} {addr}", self.buffers.len() - 1)
+                    }
+                    Err(e) => err_line(&e),
+                }
+            }
+            ("free", [n]) => {
+                let n: usize = parse(n, line);
+                let b = self
+                    .buffers
+                    .get_mut(n)
+                    .and_then(Option::take)
+                    .unwrap_or_else(|| panic!("role: {line:?}: no buffer b{n}"));
+                done(b.free())
+            }
+            ("meminfo", [] | [_]) => answer(self.device(args.first(), line).mem_info(), |m| {
+                Some(format!("{} {}", m.free, m.total))
+            }),
+            ("memexport", [n, offset, len, flags]) => {
+                let flags = MemExportFlags::from_raw(parse(flags, line))
+                    .unwrap_or_else(|e| panic!("role: bad export flags in {line:?}: {e}"));
+                let (offset, len): (usize, usize) = (parse(offset, line), parse(len, line));
+                let b = self.buffer(parse(n, line), line);
+                let exported = b
+                    .as_range()
+                    .slice(offset..offset + len)
+                    .and_then(|r| b.export(r, flags));
+                match exported {
+                    Ok(e) => {
+                        let hex = hex_encode(e.key().as_str());
+                        self.exports.push(Some(e));
+                        format!("ok {} {hex}", self.exports.len() - 1)
+                    }
+                    Err(e) => err_line(&e),
+                }
+            }
+            ("mempids", [n, pids @ ..]) => {
+                let n: usize = parse(n, line);
+                let pids: Vec<Pid> = pids.iter().map(|p| Pid(parse(p, line))).collect();
+                let e = self
+                    .exports
+                    .get(n)
+                    .and_then(Option::as_ref)
+                    .unwrap_or_else(|| panic!("role: {line:?}: no export {n}"));
+                done(e.set_import_pids(&pids))
+            }
+            ("memclose", [n]) => {
+                let n: usize = parse(n, line);
+                let e = self
+                    .exports
+                    .get_mut(n)
+                    .and_then(Option::take)
+                    .unwrap_or_else(|| panic!("role: {line:?}: no export {n}"));
+                done(e.close())
+            }
+            ("memimport", [flags, hex, rest @ ..]) if rest.len() <= 1 => {
+                let flags = MemImportFlags::from_raw(parse(flags, line))
+                    .unwrap_or_else(|e| panic!("role: bad import flags in {line:?}: {e}"));
+                match self
+                    .device(rest.first(), line)
+                    .import_memory(&key_from_hex(hex), flags)
+                {
+                    Ok(i) => {
+                        let (addr, len) = (i.as_range().addr(), i.len());
+                        self.imports.push(Some(i));
+                        format!("ok {} {addr} {len}", self.imports.len() - 1)
+                    }
+                    Err(e) => err_line(&e),
+                }
+            }
+            ("impclose", [n]) => {
+                let n: usize = parse(n, line);
+                let i = self
+                    .imports
+                    .get_mut(n)
+                    .and_then(Option::take)
+                    .unwrap_or_else(|| panic!("role: {line:?}: no import i{n}"));
+                done(i.close())
+            }
+            ("write", [r, offset, hex]) => {
+                let bytes =
+                    bytes_of_hex(hex).unwrap_or_else(|| panic!("role: {line:?}: bad hex bytes"));
+                done(self.write(&Self::mem_ref(r, line), parse(offset, line), &bytes, line))
+            }
+            ("read", [r, offset, len]) => answer(
+                self.read(
+                    &Self::mem_ref(r, line),
+                    parse(offset, line),
+                    parse(len, line),
+                    line,
+                ),
+                |bytes| Some(hex_of_bytes(&bytes)),
+            ),
+            ("fill", [r, offset, len, value]) => done(self.fill(
+                &Self::mem_ref(r, line),
+                parse(offset, line),
+                parse(len, line),
+                parse(value, line),
+                line,
+            )),
+            ("readat", [addr, len, rest @ ..]) if rest.len() <= 1 => {
+                let device = self.device(rest.first(), line);
+                let len: usize = parse(len, line);
+                // A kept address, not a range this process holds: what a C program does with a
+                // pointer after a call that failed (M6: a refused free changes nothing).
+                let range = DeviceRange::new(parse(addr, line), len, device.id(), false);
+                let mut bytes = vec![0u8; len];
+                answer(device.copy_to_host(&mut bytes, range), |()| {
+                    Some(hex_of_bytes(&bytes))
+                })
+            }
+            _ => return None,
+        };
+        Some(reply)
+    }
+
+    /// Drops (`forget == false`) or forgets every import, export and buffer, in that order.
+    fn release_memory(&mut self, forget: bool) {
+        let imports = std::mem::take(&mut self.imports);
+        let exports = std::mem::take(&mut self.exports);
+        let buffers = std::mem::take(&mut self.buffers);
+        if forget {
+            std::mem::forget((imports, exports, buffers));
+        } else {
+            drop(imports);
+            drop(exports);
+            drop(buffers);
+        }
     }
 
     fn run(&mut self, line: &str) -> (String, Next) {
@@ -269,6 +581,7 @@ impl<B: Backend> Remote<'_, B> {
             }
             ("exit", []) => {
                 // Handles first, then streams, then the devices they keep alive.
+                self.release_memory(false);
                 while let Some(n) = self.notifies.pop() {
                     drop(n);
                 }
@@ -279,6 +592,7 @@ impl<B: Backend> Remote<'_, B> {
                 return ("ok".to_owned(), Next::Exit);
             }
             ("abort", []) => {
+                self.release_memory(true);
                 for n in self.notifies.drain(..) {
                     std::mem::forget(n);
                 }
@@ -287,7 +601,10 @@ impl<B: Backend> Remote<'_, B> {
                 }
                 return ("ok".to_owned(), Next::Abort);
             }
-            _ => panic!("role: unknown command {line:?}"),
+            _ => match self.run_memory(command, &args, line) {
+                Some(reply) => reply,
+                None => panic!("role: unknown command {line:?}"),
+            },
         };
         (reply, Next::Continue)
     }
@@ -300,6 +617,9 @@ fn remote<B: Backend>(rt: &B::Runtime, link: &mut dyn PeerLink) {
         devices: BTreeMap::new(),
         default: None,
         notifies: Vec::new(),
+        buffers: Vec::new(),
+        exports: Vec::new(),
+        imports: Vec::new(),
     };
     loop {
         let line = trim(link.recv());

@@ -1,4 +1,6 @@
-//! One check (or several) per rule of `SEMANTICS.md` §3.
+//! One check (or several) per rule of `SEMANTICS.md` §3, and the one list of every check
+//! ([`for_each_check!`](crate::for_each_check)), those of §5 (`memory.rs`) and §6 (`tasks.rs`)
+//! included.
 //!
 //! Every check gets the devices it needs from the runtime, destroys every notify it made and
 //! drops every stream and device. Waits always carry a timeout of 1–5 s (the one exception,
@@ -96,6 +98,54 @@ macro_rules! for_each_check {
             r15_order_of_checks: Single [],
             r15_order_of_checks_across_processes: Multi [MultiProcess],
             r16_bare_tgid: Single [],
+            m1_alloc_on_its_device: Single [Memory],
+            m1_page_alignment: Single [Memory],
+            m1_no_room_left: Single [Memory],
+            m1_memory_counted_across_processes: Multi [MultiProcess, Memory],
+            m2_sync_copies_complete_unordered: Single [Memory],
+            m2_async_copies_are_stream_tasks: Single [Memory],
+            m2_count_and_empty_copies: Single [Memory],
+            m2_sets: Single [Memory],
+            m2_range_inside_one_allocation: Single [Memory],
+            m2_other_device_needs_peer_access: Single [Memory],
+            m3_export_range_rules: Single [Memory],
+            m3_export_overlap: Single [Memory],
+            m3_key_format: Single [Memory],
+            m3_old_key_never_resolves_to_new_export: Multi [MultiProcess, Memory],
+            m3_virtualized_ipc_memory: Multi [MultiProcess, Virtualized, Memory],
+            m4_set_import_pids_arguments: Single [Memory],
+            m4_whitelist_by_bare_tgid: Multi [MultiProcess, Memory],
+            m5_import_malformed_and_own: Single [Memory],
+            m5_refusals_in_order: Multi [MultiProcess, Memory],
+            m5_importer_started_after_entry: Multi [MultiProcess, StartTimeHook, Memory],
+            m5_import_shares_memory_both_ways: Multi [MultiProcess, Memory],
+            m5_import_takes_only_stream_device_copies: Multi [MultiProcess, Memory],
+            m6_free_waits_for_queued_tasks: Single [Memory],
+            m6_freed_addresses_never_reused: Single [Memory],
+            m6_importer_close_unmaps: Multi [MultiProcess, Memory],
+            m6_exporter_close_revokes_key: Multi [MultiProcess, Memory],
+            m6_released_after_free_and_every_close: Multi [MultiProcess, Memory],
+            m6_killed_allocator_reclaimed: Multi [MultiProcess, ProcessDeath, Memory],
+            m6_attach_reclaims_the_dead: Multi [MultiProcess, ProcessDeath, Memory],
+            m6_memory_call_reclaims_the_dead: Multi [MultiProcess, ProcessDeath, Memory],
+            m6_killed_importer_reclaimed: Multi [MultiProcess, ProcessDeath, Memory],
+            m6_killed_exporter_memory_stays_for_importer:
+                Multi [MultiProcess, ProcessDeath, Memory, ServedHazards],
+            m6_hazard_free_while_imported_served: Multi [MultiProcess, Memory, ServedHazards],
+            m6_hazard_exporter_closes_first_served: Multi [MultiProcess, Memory, ServedHazards],
+            m6_strict_hazards_refused: Multi [MultiProcess, Memory, StrictHazards],
+            h1_host_fn_runs_in_stream_order: Single [StreamTasks, Memory],
+            h1_host_fn_cannot_synchronize_own_stream: Single [StreamTasks],
+            h1_host_fn_panic_is_stream_error: Single [StreamTasks],
+            e1_event_flags: Single [StreamTasks],
+            e1_record_completes_when_reached: Single [StreamTasks],
+            e1_stream_wait_event: Single [StreamTasks],
+            e1_reset_event: Single [StreamTasks],
+            e1_elapsed_time: Single [StreamTasks],
+            e1_event_of_another_device: Single [StreamTasks],
+            c1_created_context: Single [StreamTasks],
+            s1_stream_query: Single [StreamTasks],
+            s1_device_synchronize: Single [StreamTasks],
         }
     };
 }

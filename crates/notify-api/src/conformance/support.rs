@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use super::roles::{ROLE_REMOTE, hex_decode, hex_encode};
+use super::roles::{ROLE_REMOTE, bytes_of_hex, hex_decode, hex_encode, hex_of_bytes};
 use super::{Peer, Spawner, assert_code, ok};
 use crate::{
-    AclError, Backend, Device, DeviceId, ExportFlags, ExportKey, ImportFlags, Notify, NotifyFlags,
-    Pid, Result, Runtime, Stream,
+    AclError, Backend, Buffer, Device, DeviceId, DeviceRange, ExportFlags, ExportKey, ImportFlags,
+    MallocPolicy, MemExportFlags, MemImportFlags, MemInfo, Notify, NotifyFlags, Pid, Result,
+    Runtime, Stream,
 };
 
 /// The device type of runtime `R`.
@@ -21,6 +22,18 @@ pub(super) type DeviceOf<R> = <<R as Runtime>::Backend as Backend>::Device;
 pub(super) type NotifyOf<D> = <<D as Device>::Backend as Backend>::Notify;
 /// The stream type of device `D`.
 pub(super) type StreamOf<D> = <<D as Device>::Backend as Backend>::Stream;
+
+/// The buffer type of device `D`.
+pub(super) type BufferOf<D> = <<D as Device>::Backend as Backend>::Buffer;
+/// The event type of device `D`.
+pub(super) type EventOf<D> = <<D as Device>::Backend as Backend>::Event;
+
+/// 4 KiB, the page of `NORMAL_ONLY` (M1).
+pub(super) const KIB4: usize = 4 << 10;
+/// 2 MiB, the page of `HUGE_ONLY` (M1).
+pub(super) const MIB2: usize = 2 << 20;
+/// 1 GiB, the page of `HUGE1G_ONLY` (M1).
+pub(super) const GIB1: usize = 1 << 30;
 
 /// The most creates a capacity probe makes before it gives up (above CANN's 8192).
 const FILL_LIMIT: usize = 9000;
@@ -198,6 +211,137 @@ pub(super) fn assert_key_shape(key: &ExportKey, what: &str) {
     );
 }
 
+/// `size` bytes of `d` under `policy`.
+#[track_caller]
+pub(super) fn alloc<D: Device>(
+    d: &D,
+    size: usize,
+    policy: MallocPolicy,
+    what: &str,
+) -> BufferOf<D> {
+    ok(d.alloc(size, policy), what)
+}
+
+/// The free bytes of `d` now.
+#[track_caller]
+pub(super) fn free_bytes<D: Device>(d: &D, what: &str) -> u64 {
+    ok(d.mem_info(), what).free
+}
+
+/// `d`'s memory information.
+#[track_caller]
+pub(super) fn mem_info<D: Device>(d: &D, what: &str) -> MemInfo {
+    ok(d.mem_info(), what)
+}
+
+/// `len` bytes that differ from their neighbours and from another `seed`'s.
+pub(super) fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            (i as u8)
+                .wrapping_mul(31)
+                .wrapping_add(seed)
+                .wrapping_add((i >> 8) as u8)
+        })
+        .collect()
+}
+
+/// Writes `bytes` at the start of `range` with the synchronous host-to-device copy.
+#[track_caller]
+pub(super) fn put<D: Device>(d: &D, range: DeviceRange<'_>, bytes: &[u8], what: &str) {
+    ok(d.copy_from_host(range, bytes), what);
+}
+
+/// The bytes of `range`, with the synchronous device-to-host copy.
+#[track_caller]
+pub(super) fn get<D: Device>(d: &D, range: DeviceRange<'_>, what: &str) -> Vec<u8> {
+    let mut bytes = vec![0u8; range.len()];
+    ok(d.copy_to_host(&mut bytes, range), what);
+    bytes
+}
+
+/// The bytes of `range` (imported memory among others) read the only way M5 allows for an
+/// import: a device-to-device copy on `s` into a staging buffer of `s`'s device, then to the
+/// host.
+#[track_caller]
+pub(super) fn get_via_stream<S: Stream>(s: &S, range: DeviceRange<'_>, what: &str) -> Vec<u8> {
+    let d = s.device();
+    let staging = alloc(d, range.len(), MallocPolicy::NormalOnly, what);
+    ok(s.copy(staging.as_range(), range), what);
+    let download = ok(s.copy_to_host(staging.as_range()), what);
+    let bytes = ok(download.wait(), what);
+    ok(s.synchronize(), what);
+    ok(staging.free(), what);
+    bytes
+}
+
+/// Writes `bytes` at the start of `range` (imported memory among others) the M5 way: a staging
+/// buffer and a device-to-device copy on `s`, synchronized.
+#[track_caller]
+pub(super) fn put_via_stream<S: Stream>(s: &S, range: DeviceRange<'_>, bytes: &[u8], what: &str) {
+    let d = s.device();
+    let staging = alloc(d, bytes.len(), MallocPolicy::NormalOnly, what);
+    ok(d.copy_from_host(staging.as_range(), bytes), what);
+    ok(s.copy(range, staging.as_range()), what);
+    ok(s.synchronize(), what);
+    ok(staging.free(), what);
+}
+
+/// A device range at an address the suite kept, not one a live buffer or import lends: what a
+/// C program holds after a free or close (M6), or a forged range past an allocation's end (M2).
+/// The backend must refuse it if it names none of its live memory.
+pub(super) fn kept_range(
+    addr: u64,
+    len: usize,
+    device: DeviceId,
+    imported: bool,
+) -> DeviceRange<'static> {
+    DeviceRange::new(addr, len, device, imported)
+}
+
+/// A notify that holds a stream at a wait until it is opened: the suite's way to keep a stream
+/// busy for a while, on any backend (R1: one record releases one wait). The wait has a timeout
+/// of 5 s, so a check that forgets to open its gate fails instead of hanging.
+pub(super) struct Gate<D: Device> {
+    notify: NotifyOf<D>,
+    opener: StreamOf<D>,
+}
+
+impl<D: Device> Gate<D> {
+    /// A gate on `d`; it holds streams of `d` only (R4: waits on the notify's device).
+    #[track_caller]
+    pub(super) fn new(d: &D) -> Self {
+        Self {
+            notify: create(d, "create the gate's notify"),
+            opener: stream(d, "create the gate's stream"),
+        }
+    }
+
+    /// Enqueues a wait on the gate on `s`: `s` runs nothing after it until [`Gate::open`].
+    #[track_caller]
+    pub(super) fn hold(&self, s: &StreamOf<D>) {
+        ok(
+            s.wait(&self.notify, crate::Timeout::secs(5)),
+            "the gate's wait",
+        );
+    }
+
+    /// Releases the one wait the gate holds.
+    #[track_caller]
+    pub(super) fn open(&self) {
+        ok(self.opener.record(&self.notify), "open the gate");
+        ok(self.opener.synchronize(), "open the gate");
+    }
+
+    /// Destroys the gate's notify.
+    #[track_caller]
+    pub(super) fn finish(self) {
+        let Self { notify, opener } = self;
+        drop(opener);
+        ok(notify.destroy(), "destroy the gate's notify");
+    }
+}
+
 /// A waker that unparks the polling thread and remembers that it was called.
 struct ThreadWake {
     thread: std::thread::Thread,
@@ -310,6 +454,11 @@ impl Remote {
         panic!("{}: `{line}`: unexpected answer {reply:?}", self.label)
     }
 
+    /// Runs `line`: the value of `ok <value>`, or the code and reason of `err`.
+    pub(super) fn try_call(&mut self, line: &str) -> std::result::Result<String, RemoteErr> {
+        self.call(line)
+    }
+
     /// Runs `line` and expects success; returns the value of `ok <value>`.
     #[track_caller]
     pub(super) fn ok(&mut self, line: &str) -> String {
@@ -379,6 +528,90 @@ impl Remote {
             .unwrap_or_else(|e| panic!("{}: the peer's key is invalid: {e}", self.label))
     }
 
+    /// The peer's OS pid (not its bare tgid: [`Remote::pid`]).
+    pub(super) fn os_pid(&self) -> Pid {
+        self.peer.as_deref().expect("peer already waited for").pid()
+    }
+
+    /// `alloc <size> <policy>` on the peer's default device: the buffer's number and address.
+    #[track_caller]
+    pub(super) fn alloc(&mut self, size: usize, policy: MallocPolicy) -> (usize, u64) {
+        let v = self.ok(&format!("alloc {size} {}", policy.bits()));
+        let mut words = v.split(' ').map(|w| w.parse::<u64>().ok());
+        match (words.next().flatten(), words.next().flatten()) {
+            (Some(n), Some(addr)) => (n as usize, addr),
+            _ => panic!("{}: bad alloc answer {v:?}", self.label),
+        }
+    }
+
+    /// `memexport`: the export's number and its key.
+    #[track_caller]
+    pub(super) fn mem_export(
+        &mut self,
+        buffer: usize,
+        offset: usize,
+        len: usize,
+        flags: MemExportFlags,
+    ) -> (usize, ExportKey) {
+        let v = self.ok(&format!(
+            "memexport {buffer} {offset} {len} {}",
+            flags.bits()
+        ));
+        let (n, hex) = v
+            .split_once(' ')
+            .unwrap_or_else(|| panic!("{}: bad memexport answer {v:?}", self.label));
+        let text =
+            hex_decode(hex).unwrap_or_else(|| panic!("{}: the key {hex:?} is not hex", self.label));
+        let key = ExportKey::new(text)
+            .unwrap_or_else(|e| panic!("{}: the peer's key is invalid: {e}", self.label));
+        let n = n
+            .parse()
+            .unwrap_or_else(|_| panic!("{}: bad memexport answer {v:?}", self.label));
+        (n, key)
+    }
+
+    /// `memimport` on the peer's default device: the import's number, address and length.
+    #[track_caller]
+    pub(super) fn mem_import(
+        &mut self,
+        flags: MemImportFlags,
+        key: &ExportKey,
+    ) -> (usize, u64, usize) {
+        let v = self.ok(&mem_import_line(flags, key));
+        let w: Vec<u64> = v.split(' ').filter_map(|w| w.parse().ok()).collect();
+        match w.as_slice() {
+            [n, addr, len] => (*n as usize, *addr, *len as usize),
+            _ => panic!("{}: bad memimport answer {v:?}", self.label),
+        }
+    }
+
+    /// `read <r> <offset> <len>`: the bytes.
+    #[track_caller]
+    pub(super) fn read(&mut self, r: &str, offset: usize, len: usize) -> Vec<u8> {
+        let hex = self.ok(&format!("read {r} {offset} {len}"));
+        bytes_of_hex(&hex).unwrap_or_else(|| panic!("{}: bad hex {hex:?}", self.label))
+    }
+
+    /// `write <r> <offset> <hex>`.
+    #[track_caller]
+    pub(super) fn write(&mut self, r: &str, offset: usize, bytes: &[u8]) {
+        self.ok(&format!("write {r} {offset} {}", hex_of_bytes(bytes)));
+    }
+
+    /// `meminfo` of the peer's default device.
+    #[track_caller]
+    pub(super) fn mem_info(&mut self) -> MemInfo {
+        let v = self.ok("meminfo");
+        let w: Vec<u64> = v.split(' ').filter_map(|w| w.parse().ok()).collect();
+        match w.as_slice() {
+            [free, total] => MemInfo {
+                free: *free,
+                total: *total,
+            },
+            _ => panic!("{}: bad meminfo answer {v:?}", self.label),
+        }
+    }
+
     /// Ends the peer cleanly (`exit`) and asserts it exited with code 0.
     #[track_caller]
     pub(super) fn exit(mut self) {
@@ -404,4 +637,9 @@ pub(super) fn import_line(flags: ImportFlags, key: &ExportKey) -> String {
 /// The `setpid` command for one pid.
 pub(super) fn setpid_line(pid: Pid) -> String {
     format!("setpid {}", pid.raw())
+}
+
+/// The `memimport` command for `key` with `flags`, on the peer's default device.
+pub(super) fn mem_import_line(flags: MemImportFlags, key: &ExportKey) -> String {
+    format!("memimport {} {}", flags.bits(), hex_encode(key.as_str()))
 }

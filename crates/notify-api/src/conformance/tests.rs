@@ -336,6 +336,80 @@ fn skip_reasons_name_what_is_missing() {
 }
 
 #[test]
+fn memory_and_task_checks_need_their_capabilities() {
+    let all = checks::<Nothing>();
+    for c in &all {
+        let rule = c.name.split('_').next().unwrap_or("");
+        if rule.starts_with('m') {
+            assert!(
+                c.needs(Capability::Memory),
+                "{}: a §5 check without Memory",
+                c.name
+            );
+        }
+        if ["h1", "e1", "c1", "s1"].contains(&rule) {
+            assert!(
+                c.needs(Capability::StreamTasks),
+                "{}: a §6 check without StreamTasks",
+                c.name
+            );
+        }
+        if rule.starts_with('r') {
+            assert!(
+                !c.needs(Capability::Memory) && !c.needs(Capability::StreamTasks),
+                "{}: a notify check that needs §5/§6",
+                c.name
+            );
+        }
+        if c.needs(Capability::ServedHazards) || c.needs(Capability::StrictHazards) {
+            assert!(
+                c.needs(Capability::Memory),
+                "{}: a hazard check without Memory",
+                c.name
+            );
+        }
+    }
+    for rule in ["m1", "m2", "m3", "m4", "m5", "m6", "h1", "e1", "c1", "s1"] {
+        assert!(
+            all.iter().any(|c| c.name.starts_with(&format!("{rule}_"))),
+            "no check of {rule}"
+        );
+    }
+    let notify_only = [
+        Capability::MultiProcess,
+        Capability::Virtualized,
+        Capability::StartTimeHook,
+    ];
+    let c = check::<Nothing>("m6_strict_hazards_refused").expect("listed");
+    let why = c.skip_reason(&notify_only).expect("skipped without memory");
+    assert!(
+        why.contains("Memory") && why.contains("StrictHazards"),
+        "{why}"
+    );
+    assert_eq!(c.skip_reason(Capability::ALL), None);
+    assert!(
+        single_checks::<Nothing>()
+            .iter()
+            .all(|(n, _)| !n.starts_with('m'))
+    );
+}
+
+#[test]
+fn memory_hex_round_trip() {
+    use super::roles::{bytes_of_hex, hex_of_bytes, policy_of};
+    for bytes in [&[][..], &[0u8], &[0xff, 0x00, 0x7f], &[1, 2, 3, 4, 5]] {
+        assert_eq!(bytes_of_hex(&hex_of_bytes(bytes)).as_deref(), Some(bytes));
+    }
+    assert_eq!(hex_of_bytes(&[0xab, 0x01]), "ab01");
+    assert_eq!(bytes_of_hex("abc"), None);
+    assert_eq!(bytes_of_hex("zz"), None);
+    for bits in 0..8 {
+        assert_eq!(policy_of(bits).map(crate::MallocPolicy::bits), Some(bits));
+    }
+    assert_eq!(policy_of(8), None);
+}
+
+#[test]
 fn hex_round_trip() {
     for text in ["", "a", "ans1-00 ff", " lead and trail ", "~!@"] {
         assert_eq!(hex_decode(&hex_encode(text)).as_deref(), Some(text));
