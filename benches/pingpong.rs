@@ -36,7 +36,7 @@ mod common;
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::Ordering::{Acquire, Release, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::{Duration, Instant};
 
@@ -45,8 +45,8 @@ use backend_sim::role::{RoleProcess, StdioLink, child_role};
 use backend_sim::testing::ScopedNamespace;
 use backend_sim::{Sim, SimDevice, SimEvent, SimNotify, SimRuntime, SimStream};
 use common::{
-    Group, Placement, SharedMap, Timed, cross_cpu, env_fd, expect, ffi_env, finish, pinned,
-    report, same_cpu, serve_timed, spawn, timed_in, unpinned,
+    Group, Placement, SharedMap, Timed, cross_cpu, env_fd, expect, ffi_env, finish, pinned, report,
+    same_cpu, serve_timed, spawn, timed_in, unpinned,
 };
 use criterion::Criterion;
 use notify_api::prelude::*;
@@ -113,18 +113,26 @@ fn run_child(role: &str) {
 
 fn pingpong_benches(c: &mut Criterion) {
     let mut g = Group::new("pingpong");
-    g.bench("sim_cross_process", || Box::new(SimPair::start(cross_cpu())));
+    g.bench("sim_cross_process", || {
+        Box::new(SimPair::start(cross_cpu()))
+    });
     g.bench("futex_cross_process", || {
         Box::new(RawPair::start(cross_cpu(), false))
     });
-    g.bench("spin_cross_process", || Box::new(RawPair::start(cross_cpu(), true)));
+    g.bench("spin_cross_process", || {
+        Box::new(RawPair::start(cross_cpu(), true))
+    });
     g.bench("eventfd_cross_process", || {
         Box::new(EventfdPair::start(cross_cpu()))
     });
     g.bench("iceoryx2_event", || Box::new(IoxPair::start(cross_cpu())));
     g.bench("sim_same_cpu", || Box::new(SimPair::start(same_cpu())));
-    g.bench("futex_same_cpu", || Box::new(RawPair::start(same_cpu(), false)));
-    g.bench("ffi_cross_process", || Box::new(FfiPair::start(cross_cpu())));
+    g.bench("futex_same_cpu", || {
+        Box::new(RawPair::start(same_cpu(), false))
+    });
+    g.bench("ffi_cross_process", || {
+        Box::new(FfiPair::start(cross_cpu()))
+    });
     g.bench("ffi_same_cpu", || Box::new(FfiPair::start(same_cpu())));
     g.against("sim_cross_process", "spin_cross_process");
     g.against("sim_same_cpu", "futex_same_cpu");
@@ -945,12 +953,16 @@ fn ffi_record_child(notifies: usize) {
 // stream: host functions and events (issue 14), against the notify ping-pong
 // ---------------------------------------------------------------------------------------------
 
-/// A host function's enqueue-to-run latency: each iteration enqueues one on an idle stream and
-/// spins until it has run.
+/// A host function's enqueue-to-run latency: each iteration takes the time, enqueues one on an
+/// idle stream, and spins until it has run; the function takes the time when it starts. An
+/// iteration counts from the first to the second (one way, as the ping-pong's are), both read
+/// from the same clock. Between iterations the stream is let go idle (nothing queued or
+/// running), untimed.
 struct HostFn {
     stream: SimStream,
-    ran: Arc<AtomicU64>,
-    seq: u64,
+    /// When the latest host function started, in ns since `base`; 0 before it ran.
+    started: Arc<AtomicU64>,
+    base: Instant,
     device: SimDevice,
     runtime: SimRuntime,
     ns: ScopedNamespace,
@@ -958,18 +970,29 @@ struct HostFn {
 
 impl Timed for HostFn {
     fn timed(&mut self, iters: u64) -> Duration {
-        let start = Instant::now();
+        let mut total = Duration::ZERO;
         for _ in 0..iters {
-            self.seq += 1;
-            let (ran, seq) = (Arc::clone(&self.ran), self.seq);
+            self.started.store(0, Relaxed);
+            let (started, base) = (Arc::clone(&self.started), self.base);
+            let enqueued = base.elapsed();
             self.stream
-                .launch_host_fn(move || ran.store(seq, Release))
+                .launch_host_fn(move || {
+                    started.store(base.elapsed().as_nanos() as u64, Release);
+                })
                 .expect("launch_host_fn");
-            while self.ran.load(Acquire) != seq {
+            let ran = loop {
+                let t = self.started.load(Acquire);
+                if t != 0 {
+                    break t;
+                }
+                std::hint::spin_loop();
+            };
+            total += Duration::from_nanos(ran).saturating_sub(enqueued);
+            while !self.stream.is_complete().expect("stream query") {
                 std::hint::spin_loop();
             }
         }
-        start.elapsed()
+        total
     }
 
     fn stop(self: Box<Self>) {
@@ -1031,8 +1054,8 @@ fn stream_benches(c: &mut Criterion) {
         let stream = device.create_stream().expect("stream");
         Box::new(HostFn {
             stream,
-            ran: Arc::new(AtomicU64::new(0)),
-            seq: 0,
+            started: Arc::new(AtomicU64::new(0)),
+            base: Instant::now(),
             device,
             runtime,
             ns,

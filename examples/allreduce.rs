@@ -26,7 +26,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ascend_notify::backend_sim::role::{RoleProcess, RoleSpawner, StdioLink, child_role};
-use ascend_notify::prelude::*;
 use ascend_notify::{
     DeviceId, Error, ExportFlags, ExportKey, ImportFlags, MallocPolicy, MemExportFlags,
     MemImportFlags, NotifyFlags, Pid, Result, Runtime, Timeout,
@@ -38,6 +37,7 @@ const WAIT: Timeout = Timeout::secs(20);
 const PAGE: usize = 4096;
 
 /// One rank's part of the ring: its inbox and notifies, and its neighbours' halves of theirs.
+#[derive(Debug)]
 pub struct Ring<'a> {
     device: &'a ascend_notify::Device,
     rank: usize,
@@ -239,7 +239,12 @@ fn rank_process(link: &mut StdioLink) -> Result<()> {
         rank,
         world,
         inbox: Arc::clone(&inbox),
-        right_inbox: device.import_memory(right_inbox, MemImportFlags::ENABLE_PEER_ACCESS)?,
+        // Every rank's inbox has the same length, so this rank's tells it the right one's.
+        right_inbox: device.import_memory(
+            right_inbox,
+            inbox_export.len(),
+            MemImportFlags::ENABLE_PEER_ACCESS,
+        )?,
         full: &full,
         right_full: device.import_notify(right_full, ImportFlags::ENABLE_PEER_ACCESS)?,
         empty: &empty,
@@ -290,10 +295,10 @@ pub fn run(spawner: &RoleSpawner, world: usize, len: usize, seed: u64) -> Result
                 .collect()
         })
         .collect();
-    for r in 0..world {
+    for (r, rank) in ranks.iter_mut().enumerate() {
         let (left, right) = ((r + world - 1) % world, (r + 1) % world);
         let line = format!("{} {} {}", keys[right][0], keys[right][1], keys[left][2]);
-        ranks[r].send(&line);
+        rank.send(&line);
     }
     for p in &mut ranks {
         assert_eq!(p.recv(), "ready");

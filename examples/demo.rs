@@ -124,7 +124,8 @@ fn process_a() -> Result<()> {
             stream.wait(&notify, Timeout::secs(10)),
         )?;
         b.send(key.as_str());
-        b.send(export.key().as_str());
+        // The C import returns only an address: the length travels with the key.
+        b.send(&format!("{} {}", export.key(), export.len()));
         step(
             "A",
             "aclrtSynchronizeStream (returns once B has recorded)",
@@ -167,6 +168,10 @@ fn process_a() -> Result<()> {
     }
 }
 
+fn protocol(what: &str) -> Error {
+    Error::new(ascend_notify::AclError::RT_INTERNAL_ERROR, what.to_owned())
+}
+
 /// Waits for B (killing it first if A failed) and returns its exit code.
 fn finish(mut b: RoleProcess, kill: bool) -> i32 {
     if kill {
@@ -187,7 +192,14 @@ fn process_b() -> Result<()> {
     let pid = step("B", "aclrtDeviceGetBareTgid", device.bare_tgid())?;
     link.send(&pid.to_string());
     let notify_key: ExportKey = link.recv().parse()?;
-    let memory_key: ExportKey = link.recv().parse()?;
+    let memory = link.recv();
+    let (memory_key, memory_len) = memory
+        .split_once(' ')
+        .ok_or_else(|| protocol("bad memory key line"))?;
+    let memory_key: ExportKey = memory_key.parse()?;
+    let memory_len: usize = memory_len
+        .parse()
+        .map_err(|_| protocol("bad memory length"))?;
     let notify = step(
         "B",
         "aclrtNotifyImportByKey(flags=ENABLE_PEER_ACCESS)",
@@ -196,7 +208,7 @@ fn process_b() -> Result<()> {
     let a_buffer = step(
         "B",
         "aclrtIpcMemImportByKey(flags=ENABLE_PEER_ACCESS)",
-        device.import_memory(&memory_key, MemImportFlags::ENABLE_PEER_ACCESS),
+        device.import_memory(&memory_key, memory_len, MemImportFlags::ENABLE_PEER_ACCESS),
     )?;
     // Imported memory takes only device-to-device copies on a stream (M5): the message goes
     // to a buffer of B's own first.

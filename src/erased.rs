@@ -81,6 +81,7 @@ pub(crate) trait DynBuffer: Send + Sync + fmt::Debug + 'static {
 
 pub(crate) trait DynExport: Send + Sync + fmt::Debug + 'static {
     fn key(&self) -> &ExportKey;
+    fn len(&self) -> usize;
     fn set_import_pids(&self, pids: &[Pid]) -> Result<()>;
     fn close(self: Box<Self>) -> Result<()>;
 }
@@ -276,6 +277,10 @@ impl<T: notify_api::Buffer> DynBuffer for T {
 impl<T: notify_api::MemExport> DynExport for T {
     fn key(&self) -> &ExportKey {
         notify_api::MemExport::key(self)
+    }
+
+    fn len(&self) -> usize {
+        notify_api::MemExport::len(self)
     }
 
     fn set_import_pids(&self, pids: &[Pid]) -> Result<()> {

@@ -292,6 +292,16 @@ impl MemExport {
         self.inner.key()
     }
 
+    /// The exported range's length, which importers need with the key.
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Whether the exported range is empty (never, M3).
+    pub fn is_empty(&self) -> bool {
+        self.inner.len() == 0
+    }
+
     /// Whitelists importers ([`notify_api::MemExport::set_import_pids`], M4).
     pub fn set_import_pids(&self, pids: &[Pid]) -> Result<()> {
         self.inner.set_import_pids(pids)
@@ -557,7 +567,12 @@ impl notify_api::Device for Device {
         Device::mem_info(self)
     }
 
-    fn import_memory(&self, key: &ExportKey, len: usize, flags: MemImportFlags) -> Result<MemImport> {
+    fn import_memory(
+        &self,
+        key: &ExportKey,
+        len: usize,
+        flags: MemImportFlags,
+    ) -> Result<MemImport> {
         Device::import_memory(self, key, len, flags)
     }
 
@@ -643,6 +658,10 @@ impl notify_api::MemExport for MemExport {
 
     fn key(&self) -> &ExportKey {
         MemExport::key(self)
+    }
+
+    fn len(&self) -> usize {
+        MemExport::len(self)
     }
 
     fn set_import_pids(&self, pids: &[Pid]) -> Result<()> {

@@ -215,7 +215,14 @@ pub fn ffi_library() -> &'static Path {
             Some(name) => name.to_owned(),
         };
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--profile", &profile, "-p", "ascendcl-sim"])
+            .args([
+                "build",
+                "--quiet",
+                "--profile",
+                &profile,
+                "-p",
+                "ascendcl-sim",
+            ])
             .arg("--manifest-path")
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
             .stdin(Stdio::null())
@@ -233,7 +240,10 @@ pub fn ffi_library() -> &'static Path {
 
 /// The environment of an `ffi_*` child: its namespace (read by `aclInit`) and the library.
 pub fn ffi_env(ns: &ScopedNamespace) -> Vec<(String, String)> {
-    let lib = ffi_library().to_str().expect("a UTF-8 target path").to_owned();
+    let lib = ffi_library()
+        .to_str()
+        .expect("a UTF-8 target path")
+        .to_owned();
     [ns.env(), vec![(ENV_LIB.into(), lib)]].concat()
 }
 
@@ -646,7 +656,11 @@ pub fn summary(groups: &[&str]) {
     println!("summary (criterion medians; `(old)` = not run in this invocation)");
     println!("{:<40} {:>14}", "id", "median");
     for id in t.ids.iter().filter(|id| mine(id)) {
-        let stale = if ran.contains(id.as_str()) { "" } else { " (old)" };
+        let stale = if ran.contains(id.as_str()) {
+            ""
+        } else {
+            " (old)"
+        };
         match median(id) {
             Some(m) => println!("{id:<40} {:>14}{stale}", fmt_ns(m)),
             None => println!("{id:<40} {:>14}", "-"),
@@ -660,12 +674,7 @@ pub fn summary(groups: &[&str]) {
     for (num, den, op, bound) in t.ratios.iter().filter(|r| mine(&r.0)) {
         let name = format!("{num} / {den}");
         let target = format!("{op} {bound}");
-        let (value, how) = match median_of(
-            interleaved
-                .get(&name)
-                .cloned()
-                .unwrap_or_default(),
-        ) {
+        let (value, how) = match median_of(interleaved.get(&name).cloned().unwrap_or_default()) {
             Some(r) => (Some(r), "i"),
             None => match (median(num), median(den)) {
                 (Some(a), Some(b)) if b > 0.0 => (Some(a / b), "m"),
@@ -675,7 +684,11 @@ pub fn summary(groups: &[&str]) {
         match value {
             Some(r) => println!(
                 "{name:<66} {r:>8.3}  {target:<7} {} ({how})",
-                if meets(r, op, *bound) { "met" } else { "MISSED" }
+                if meets(r, op, *bound) {
+                    "met"
+                } else {
+                    "MISSED"
+                }
             ),
             None => println!("{name:<66} {:>8}  {target:<7} -", "-"),
         }
@@ -687,7 +700,11 @@ pub fn summary(groups: &[&str]) {
             Some(m) => println!(
                 "{name:<66} {:>8}  {target:<7} {}",
                 format!("{m:.1}"),
-                if meets(m, op, *bound) { "met" } else { "MISSED" }
+                if meets(m, op, *bound) {
+                    "met"
+                } else {
+                    "MISSED"
+                }
             ),
             None => println!("{name:<66} {:>8}  {target:<7} -", "-"),
         }

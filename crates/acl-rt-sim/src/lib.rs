@@ -9,4 +9,6 @@
 //! simulator's per-process state, so a process that loaded both would attach to the namespace
 //! twice and hold two bare tgids.
 
+// Linked for its `#[no_mangle]` exports, which nothing here names.
+#[expect(unused_extern_crates, reason = "linked for its exports")]
 extern crate ascendcl;

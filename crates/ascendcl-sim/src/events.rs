@@ -37,12 +37,12 @@ pub unsafe extern "C" fn aclrtLaunchHostFunc(
             return Err(err!(H1: INVALID_PARAM, "the host function `fn` is NULL"));
         };
         let args = Args(args.expose_provenance());
-        let call = Box::new(move || {
+        let call = move || {
             let args = &args;
             // SAFETY: this function's contract: `fn` may be called with `args` on another
             // thread; the pointer is the caller's, passed through untouched.
             unsafe { f(std::ptr::with_exposed_provenance_mut(args.0)) }
-        });
+        };
         let looked_up = (!stream.is_null()).then(|| rt.streams.get(stream));
         let arg = match &looked_up {
             None => StreamArg::Default,

@@ -22,7 +22,7 @@ use backend_sim::{
     ENV_BARE_TGID, ENV_CAPACITY, ENV_DEVICES, ENV_NAMESPACE, ENV_PROCESSES, ENV_VIRTUAL,
 };
 use notify_api::Rule;
-use notify_api::conformance::{Peer, PeerLink};
+use notify_api::conformance::Peer;
 
 const SUCCESS: i32 = 0;
 const INVALID_PARAM: i32 = 100_000;

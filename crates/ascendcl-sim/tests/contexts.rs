@@ -27,7 +27,7 @@ use std::ffi::{c_char, c_void};
 use ascendcl::*;
 use backend_sim::testing::{RoleSpawner, ScopedNamespace, StdioLink, child_role};
 use backend_sim::{ENV_NAMESPACE, ENV_VIRTUAL};
-use notify_api::conformance::{Peer, PeerLink};
+use notify_api::conformance::Peer;
 
 const SUCCESS: i32 = 0;
 const INVALID_PARAM: i32 = 100_000;

@@ -71,6 +71,7 @@ impl notify_api::Buffer for AscendBuffer {
         let handle = result::ipc_mem_get_export_key(self.memory.retain(), range, flags.bits())?;
         Ok(AscendMemExport {
             handle,
+            len: range.len(),
             device: self.device.clone(),
         })
     }
@@ -89,6 +90,7 @@ impl notify_api::Buffer for AscendBuffer {
 #[derive(Debug)]
 pub struct AscendMemExport {
     handle: result::MemExport,
+    len: usize,
     device: AscendDevice,
 }
 
@@ -104,6 +106,10 @@ impl notify_api::MemExport for AscendMemExport {
 
     fn key(&self) -> &ExportKey {
         self.handle.key()
+    }
+
+    fn len(&self) -> usize {
+        self.len
     }
 
     /// `aclrtIpcMemSetImportPid` with every pid of `pids` in one call; the runtime checks the

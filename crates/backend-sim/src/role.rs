@@ -219,8 +219,8 @@ impl RoleProcess {
 
 impl RoleProcess {
     /// The child's OS pid (its `getpid()`; its bare tgid may differ, R16).
-    pub fn pid(&self) -> i32 {
-        self.child.id() as i32
+    pub fn pid(&self) -> notify_api::Pid {
+        notify_api::Pid(self.child.id() as i32)
     }
 
     /// Sends one line to the child; panics, with its stderr, if it went away.
@@ -286,7 +286,8 @@ impl StdioLink {
 
     /// Receives the parent's next line; panics if the parent went away.
     pub fn recv(&mut self) -> String {
-        self.try_recv().unwrap_or_else(|| panic!("the parent went away"))
+        self.try_recv()
+            .unwrap_or_else(|| panic!("the parent went away"))
     }
 
     /// Receives the parent's next line, or `None` once the parent went away (its end of stdin

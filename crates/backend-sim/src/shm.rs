@@ -131,11 +131,33 @@ pub(crate) fn namespace_files(ns: &str) -> Vec<String> {
 /// up); returns how many it removed.
 pub(crate) fn remove_namespace_files(ns: &str) -> usize {
     let segment = segment_name(ns);
+    let sem_prefix = format!("{}sem", file_prefix(ns));
     namespace_files(ns)
         .into_iter()
         .filter(|n| *n != segment)
+        .inspect(|n| {
+            // The file that names the namespace's death-count semaphores (registry::deaths).
+            if let Some(id) = n.strip_prefix(&sem_prefix).and_then(|id| id.parse().ok()) {
+                sem_remove(id);
+            }
+        })
         .filter(|n| std::fs::remove_file(format!("{SHM_DIR}/{n}")).is_ok())
         .count()
+}
+
+/// The file that names namespace `ns`'s semaphore set `id`.
+fn sem_file(ns: &str, id: i32) -> String {
+    format!("{SHM_DIR}/{}sem{id}", file_prefix(ns))
+}
+
+/// Creates the file that names semaphore set `id` of namespace `ns`.
+pub(crate) fn create_sem_file(ns: &str, id: i32) -> bool {
+    let flags = OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC;
+    rustix::fs::open(sem_file(ns, id).as_str(), flags, Mode::RUSR | Mode::WUSR).is_ok()
+}
+
+pub(crate) fn remove_sem_file(ns: &str, id: i32) {
+    let _ = std::fs::remove_file(sem_file(ns, id));
 }
 
 /// Takes an exclusive `flock`, retrying on `EINTR`.
@@ -497,4 +519,45 @@ impl std::fmt::Debug for HostMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostMap").field("len", &self.len).finish()
     }
+}
+
+/// A new private System V semaphore set of `n` semaphores, all 0, mode 0600; `None` where
+/// System V IPC is not available.
+pub(crate) fn sem_create(n: i32) -> Option<i32> {
+    // SAFETY: `semget` takes plain integers and touches no memory of ours.
+    let id = unsafe { libc::semget(libc::IPC_PRIVATE, n, libc::IPC_CREAT | 0o600) };
+    (id >= 0).then_some(id)
+}
+
+/// Adds `delta` to semaphore `num` of set `id`, undone by the kernel when this process exits
+/// (`SEM_UNDO`), never blocking; `false` if the set is gone or not ours.
+pub(crate) fn sem_add(id: i32, num: u16, delta: i16) -> bool {
+    let mut op = libc::sembuf {
+        sem_num: num,
+        sem_op: delta,
+        sem_flg: (libc::SEM_UNDO | libc::IPC_NOWAIT) as i16,
+    };
+    loop {
+        // SAFETY: `op` is one valid `sembuf` for the duration of the call.
+        let rc = unsafe { libc::semop(id, &mut op, 1) };
+        if rc == 0 {
+            return true;
+        }
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return false;
+        }
+    }
+}
+
+/// The value of semaphore `num` of set `id`; `None` if the set is gone or not ours.
+pub(crate) fn sem_value(id: i32, num: i32) -> Option<u32> {
+    // SAFETY: `GETVAL` takes no fourth argument and touches no memory of ours.
+    let v = unsafe { libc::semctl(id, num, libc::GETVAL) };
+    u32::try_from(v).ok()
+}
+
+/// Removes semaphore set `id` (a no-op if it is gone).
+pub(crate) fn sem_remove(id: i32) {
+    // SAFETY: `IPC_RMID` takes no fourth argument and touches no memory of ours.
+    let _ = unsafe { libc::semctl(id, 0, libc::IPC_RMID) };
 }

@@ -14,10 +14,11 @@
 //! enqueue (R3), so the grace period never lengthens it.
 //!
 //! A worker that has just run tasks spins for [`SPIN`] before it ticks: an urgent task (a host
-//! function, a copy, an event task) enqueued in that window is handed over through one atomic
-//! store, with no system call, so a stream fed a task at a time runs each within about a cache
-//! line's transfer. A worker that ran nothing (the notify ping-pong, where the synchronizing
-//! thread runs every task) never spins.
+//! function, a copy, an event task) enqueued on the idle stream in that window is handed to it
+//! through one padded line (the task and a ready flag), never through the queue, so the worker
+//! starts it without a system call and without taking the stream's lock first. A worker that
+//! ran nothing (the notify ping-pong, where the synchronizing thread runs every task) never
+//! spins.
 //!
 //! The worker measures all of this in its own ticks, by comparing counters between one look at
 //! the state and the next, rather than with timestamps taken by the callers: reading the clock
@@ -30,6 +31,8 @@ use std::pin::Pin;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+
+use crossbeam_utils::CachePadded;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -172,6 +175,7 @@ const LINGER_LOOKS: u32 = (LINGER.as_micros() / GRACE.as_micros()) as u32;
 pub(crate) const MAX_TICK: Duration = Duration::from_millis(50);
 
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
 enum Worker {
     /// Not started (or exited).
     #[default]
@@ -186,25 +190,28 @@ enum Worker {
     Asleep,
 }
 
+/// In C order, with what an enqueue touches first: together with the lock word, in the one
+/// cache line that the enqueuing thread and the worker pass back and forth.
 #[derive(Default)]
+#[repr(C)]
 struct State {
-    queue: VecDeque<Task>,
+    worker: Worker,
     /// A thread (worker or synchronizer) is running tasks of this stream.
     busy: bool,
-    submitted: u64,
-    finished: u64,
-    first_error: Option<Error>,
-    worker: Worker,
     /// The worker must run the queue now (async synchronize, a synchronize that gave up).
     urgent: bool,
     shutdown: bool,
+    /// Threads blocked in `done.wait`: `notify_all` is a system call, skipped when zero.
+    sync_waiters: u32,
+    submitted: u64,
     /// Counts the runs started. The worker compares it between its looks: a queue that waited
     /// at two looks with no run in between was claimable, and unclaimed, for a whole tick (only
     /// a run takes tasks off the queue); a run still going after several looks is a long wait,
     /// which makes the worker tick ever more rarely.
     runs: u64,
-    /// Threads blocked in `done.wait`: `notify_all` is a system call, skipped when zero.
-    sync_waiters: u32,
+    queue: VecDeque<Task>,
+    finished: u64,
+    first_error: Option<Error>,
 
     /// The wakers of pending async synchronizes, one per future (by its id).
     wakers: Vec<(u64, Waker)>,
@@ -242,15 +249,26 @@ pub(crate) struct StreamCore {
     /// `queue.is_empty() && !busy`, published on every change under the lock, so that a record
     /// on an idle stream (the common case) runs without taking the lock at all.
     idle: AtomicBool,
-    state: Mutex<State>,
+    state: CachePadded<Mutex<State>>,
     /// S1: destroyed by force: a running wait gives up, queued tasks are dropped.
     abort: AtomicBool,
     /// Signalled when a task finishes.
     done: Condvar,
     /// Signalled when the worker has something to do.
     work: Condvar,
-    /// Set by an urgent enqueue while the worker spins: the hand-off without a system call.
+    /// Set while the worker spins to make it look at the state (a shutdown, an enqueue behind a
+    /// task that is running).
     spin_kick: AtomicBool,
+    /// An urgent task for the spinning worker (see the module docs).
+    handoff: CachePadded<Handoff>,
+}
+
+/// One task handed to the spinning worker: already counted as submitted, with the stream
+/// `busy` on its behalf, so nobody else runs the queue until it has finished.
+#[derive(Default)]
+struct Handoff {
+    ready: AtomicBool,
+    task: Mutex<Option<Task>>,
 }
 
 impl std::fmt::Debug for StreamCore {
@@ -275,11 +293,12 @@ impl StreamCore {
             sleeping_on: std::sync::atomic::AtomicUsize::new(0),
             generation: fork::generation(),
             idle: AtomicBool::new(true),
-            state: Mutex::default(),
+            state: CachePadded::new(Mutex::default()),
             abort: AtomicBool::new(false),
             done: Condvar::new(),
             work: Condvar::new(),
             spin_kick: AtomicBool::new(false),
+            handoff: CachePadded::new(Handoff::default()),
         })
     }
 
@@ -504,6 +523,20 @@ impl StreamCore {
                 &d,
             );
         }
+        if urgent && st.worker == Worker::Spinning && st.queue.is_empty() && !st.busy {
+            st.submitted += 1;
+            st.busy = true;
+            st.runs += 1;
+            st.worker = Worker::Awake;
+            self.idle.store(false, Release);
+            *self
+                .handoff
+                .task
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(task);
+            self.handoff.ready.store(true, Release);
+            return Ok(());
+        }
         st.queue.push_back(task);
         st.submitted += 1;
         self.idle.store(false, Release);
@@ -562,12 +595,25 @@ impl StreamCore {
                 return;
             }
             if std::mem::take(&mut ran) && st.queue.is_empty() && !st.busy {
-                // An urgent enqueue now sets `urgent` under the lock and `spin_kick` for us.
+                // An urgent enqueue now hands its task over, or sets `spin_kick`.
                 st.worker = Worker::Spinning;
                 self.spin_kick.store(false, Relaxed);
                 drop(st);
                 self.spin();
-                st = self.lock();
+                st = if self.handoff.ready.load(Acquire) {
+                    ran = true;
+                    self.run_handoff()
+                } else {
+                    let st = self.lock();
+                    // Handed over after the spin ended, while we took the lock.
+                    if self.handoff.ready.load(Acquire) {
+                        drop(st);
+                        ran = true;
+                        self.run_handoff()
+                    } else {
+                        st
+                    }
+                };
                 continue;
             }
             if st.submitted == seen.submitted {
@@ -601,11 +647,11 @@ impl StreamCore {
         }
     }
 
-    /// Spins for at most [`SPIN`] until an urgent enqueue sets `spin_kick`.
+    /// Spins for at most [`SPIN`] until a task is handed over or `spin_kick` is set.
     fn spin(&self) {
         let start = Instant::now();
         let mut i = 0u32;
-        while !self.spin_kick.load(Acquire) {
+        while !self.handoff.ready.load(Acquire) && !self.spin_kick.load(Acquire) {
             i = i.wrapping_add(1);
             // The clock is read once in a while: a read costs about 30 ns in a virtual machine.
             if i.is_multiple_of(128) && start.elapsed() >= SPIN {
@@ -620,6 +666,69 @@ impl StreamCore {
             .wait_timeout(st, timeout)
             .unwrap_or_else(PoisonError::into_inner)
             .0
+    }
+
+    /// Runs the task handed to the spinning worker (the stream is `busy` for it), then takes the
+    /// lock to count it finished, as [`StreamCore::run`] does.
+    fn run_handoff(&self) -> MutexGuard<'_, State> {
+        let task = self
+            .handoff
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.handoff.ready.store(false, Relaxed);
+        let Some(mut task) = task else {
+            return self.lock();
+        };
+        // It was submitted last, behind nothing: its number is `submitted` at the hand-off,
+        // which is `finished + 1` since nothing else runs meanwhile.
+        let traced = trace::on();
+        if traced {
+            let n = self.lock().finished + 1;
+            trace::event(
+                "start",
+                self.id,
+                self.device,
+                n,
+                task.kind(),
+                &task.detail(),
+            );
+        }
+        let outcome = self.execute(&mut task, None);
+        let result = match outcome {
+            Outcome::Done(result) => result,
+            // Only waits are interrupted, and waits are never handed over.
+            Outcome::Interrupted => Ok(()),
+        };
+        let mut st = {
+            let (kind, mut d) = (task.kind(), task.detail());
+            if let Err(e) = &result {
+                d.error = Some(e.code().raw());
+            }
+            // Dropping a task's references may free what it held (R8): not under our lock.
+            drop(task);
+            let st = self.lock();
+            if traced {
+                trace::event("end", self.id, self.device, st.finished + 1, kind, &d);
+            }
+            st
+        };
+        st.finished += 1;
+        if let Err(e) = result
+            && st.first_error.is_none()
+        {
+            st.first_error = Some(e);
+        }
+        for (_, w) in st.wakers.drain(..) {
+            w.wake();
+        }
+        st.busy = false;
+        self.idle.store(st.queue.is_empty(), Release);
+        if st.sync_waiters > 0 {
+            self.done.notify_all();
+        }
+        st
     }
 
     /// Runs queued tasks in order. With `stop`, returns once `finished` reaches the target, and

@@ -130,7 +130,7 @@ impl Spawner for RoleSpawner {
 
 impl Peer for RoleProcess {
     fn pid(&self) -> Pid {
-        Pid(RoleProcess::pid(self))
+        RoleProcess::pid(self)
     }
 
     fn send(&mut self, line: &str) {

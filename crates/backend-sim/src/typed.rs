@@ -361,6 +361,7 @@ impl notify_api::Buffer for SimBuffer {
         Ok(SimMemExport {
             device: self.device.clone(),
             key,
+            len: range.len(),
             closed: false,
         })
     }
@@ -384,6 +385,7 @@ impl Drop for SimBuffer {
 pub struct SimMemExport {
     device: SimDevice,
     key: ExportKey,
+    len: usize,
     closed: bool,
 }
 
@@ -392,6 +394,10 @@ impl notify_api::MemExport for SimMemExport {
 
     fn key(&self) -> &ExportKey {
         &self.key
+    }
+
+    fn len(&self) -> usize {
+        self.len
     }
 
     fn set_import_pids(&self, pids: &[Pid]) -> Result<()> {
@@ -603,7 +609,7 @@ impl notify_api::Stream for SimStream {
     }
 
     fn launch_host_fn(&self, f: impl FnOnce() + Send + 'static) -> Result<()> {
-        raw::launch_host_fn(self.device.s(), self.device.cx(), self.arg(), Box::new(f))
+        raw::launch_host_fn(self.device.s(), self.device.cx(), self.arg(), f)
     }
 
     fn record_event(&self, event: &SimEvent) -> Result<()> {
@@ -713,8 +719,8 @@ const _: fn() = || {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use notify_api::AclError;
     use notify_api::prelude::*;
-    use notify_api::{AclError, Runtime as _};
 
     fn runtime(label: &str) -> (SimRuntime, String) {
         let ns = format!("t-unit-{label}-{}", std::process::id());

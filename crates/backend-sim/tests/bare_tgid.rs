@@ -16,7 +16,6 @@ use std::collections::BTreeSet;
 
 use backend_sim::testing::{ScopedNamespace, StdioLink, child_role};
 use backend_sim::{SimNotify, SimRuntime, inspect};
-use notify_api::conformance::PeerLink;
 use notify_api::prelude::*;
 use notify_api::{
     AclError, DeviceId, ExportFlags, ExportKey, ImportFlags, NotifyFlags, Pid, Timeout,

@@ -46,7 +46,6 @@ use std::time::{Duration, Instant};
 
 use backend_sim::testing::{RoleProcess, RoleSpawner, ScopedNamespace, StdioLink, child_role};
 use backend_sim::{SimDevice, SimNotify, SimRuntime, SimStream, inspect};
-use notify_api::conformance::{Peer, PeerLink};
 use notify_api::prelude::*;
 use notify_api::{AclError, DeviceId, ExportFlags, ExportKey, ImportFlags, NotifyFlags, Timeout};
 

@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 
 use backend_sim::testing::{RoleProcess, RoleSpawner, ScopedNamespace, StdioLink, child_role};
 use backend_sim::{SimDevice, SimNotify, SimRuntime, SimStream, inspect};
-use notify_api::conformance::{Peer, PeerLink};
 use notify_api::prelude::*;
 use notify_api::{
     AclError, DeviceId, ExportFlags, ExportKey, ImportFlags, NotifyFlags, Pid, Result, Timeout,
@@ -727,9 +726,12 @@ fn removed_state_on_a_linked_segment_does_not_hang_attach() {
 fn truncated_segment_refuses_attach() {
     let mut f = Fixture::new("trunc");
     let full = f.seg.len();
-    // Cut one byte, then everything from device 3's first slot on (whole pages). Nobody here
-    // uses device 3, and no scan reaches it (its high-water mark is 0).
-    for len in [full - 1, Seg::slot(3, 0)] {
+    // Cut one byte, then the wait boards of every process slot from the 64th on (whole pages,
+    // the segment's last bytes). The processes here use the first few slots, and nothing
+    // reaches the boards of slots nobody holds.
+    let boards = lay::waits_offset(DEVICES, CAPACITY, MAX_PROCS);
+    let kept = (boards + 64 * lay::WAITS_PER_PROC * lay::WAIT_SIZE).next_multiple_of(4096);
+    for len in [full - 1, kept] {
         f.seg.truncate(len);
         let case = format!("truncated to {len} of {full} bytes");
         let res = attach(&f.ns, &case);

@@ -32,7 +32,6 @@ use std::time::{Duration, Instant};
 
 use backend_sim::testing::{ScopedNamespace, StdioLink, child_role};
 use backend_sim::{SimDevice, SimNotify, SimRuntime, SimStream, inspect};
-use notify_api::conformance::PeerLink;
 use notify_api::prelude::*;
 use notify_api::{
     AclError, DeviceId, ExportFlags, ExportKey, ImportFlags, NotifyFlags, Pid, Result, Timeout,

@@ -781,7 +781,11 @@ fn m5c_abort_does_not_rely_on_the_sleep_cap() {
 #[test]
 #[should_panic(expected = "deadlock")]
 fn broken_single_abort_wake_is_lost() {
-    abort_ends_the_wait(|| Slot::new(Variant::AbortWakesOnce, 0), PreSleep::None, false);
+    abort_ends_the_wait(
+        || Slot::new(Variant::AbortWakesOnce, 0),
+        PreSleep::None,
+        false,
+    );
 }
 
 // --- the brief's "no re-check" variant: safe, because futex_wait compares -----------------

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use backend_sim::testing::{ScopedNamespace, StdioLink, child_role};
 use backend_sim::{SimRuntime, inspect};
-use notify_api::conformance::PeerLink;
 use notify_api::prelude::*;
 use notify_api::{DeviceId, ExportFlags, NotifyFlags};
 
@@ -182,17 +181,10 @@ fn unrelated_death_is_reclaimed_by_later_calls() {
 
 /// R9 as SEMANTICS.md words it: "Reclamation happens no later than the next create, import,
 /// destroy or attach by any live process in the namespace". A holder whose notify nobody else
-/// holds is killed; the very next create by another process must have reclaimed it.
-///
-/// Ignored: the implementation reclaims, on a create, only what that create meets (the dead
-/// holders of the slot it takes) plus one amortised probe (`registry/reclaim.rs`, `step`), as
-/// §4 "Scale" and docs/ARCHITECTURE.md ask ("checking liveness (R9) for a call touches the
-/// processes that call concerns, not all of them"); the next create reclaims an unrelated
-/// death only when the round robin happens to reach it. The two texts of the contract
-/// disagree; `unrelated_death_is_reclaimed_by_later_calls` checks what the implementation
-/// promises instead.
+/// holds is killed; the very next create by another process must have reclaimed it, although
+/// that create meets none of the dead holder's notifies (the death count of
+/// `registry/deaths.rs` tells it in one call that somebody died).
 #[test]
-#[ignore = "contract conflict: R9's 'no later than the next create' vs §4 'Scale'"]
 fn next_create_reclaims_an_unrelated_death() {
     let ns = ScopedNamespace::new("reclaim-next");
     let rt = ns.builder().build().unwrap();
@@ -209,4 +201,50 @@ fn next_create_reclaims_an_unrelated_death() {
     );
     drop(n);
     drop(holders);
+}
+
+/// §4 "Cleanup": the namespace's death-count semaphores (named by a file of the namespace in
+/// /dev/shm) are removed with its files when the last process detaches, and by an explicit
+/// remove of a namespace whose processes were all killed.
+#[test]
+fn death_semaphores_go_with_the_namespace() {
+    let sem_of = |ns: &ScopedNamespace| -> i32 {
+        let files = backend_sim::namespace_files(ns.name());
+        let name = files
+            .iter()
+            .find_map(|f| f.rsplit_once(".sem").map(|(_, id)| id.to_owned()))
+            .unwrap_or_else(|| panic!("no semaphore file among {files:?}"));
+        name.parse().expect("a semaphore id")
+    };
+    // SAFETY: GETVAL takes no fourth argument and touches no memory of ours.
+    let exists = |id: i32| unsafe { libc::semctl(id, 0, libc::GETVAL) } >= 0;
+
+    let ns = ScopedNamespace::new("reclaim-sem");
+    let rt = ns.builder().build().unwrap();
+    let id = sem_of(&ns);
+    assert!(
+        exists(id),
+        "the namespace's semaphore set {id} exists while it is attached"
+    );
+    drop(rt);
+    assert!(!exists(id), "the last detach removed semaphore set {id}");
+    assert!(backend_sim::namespace_files(ns.name()).is_empty());
+
+    let ns = ScopedNamespace::new("reclaim-sem-killed");
+    let rt = ns.builder().build().unwrap();
+    let (h, _) = holder(&ns);
+    let id = sem_of(&ns);
+    // This process leaves cleanly, the holder is killed: the namespace stays, named by its
+    // files, until somebody removes it.
+    drop(rt);
+    kill(h);
+    assert!(
+        exists(id),
+        "semaphore set {id} outlives a namespace nobody removed yet"
+    );
+    assert!(backend_sim::remove_namespace(ns.name()).unwrap());
+    assert!(
+        !exists(id),
+        "removing the namespace removed semaphore set {id}"
+    );
 }

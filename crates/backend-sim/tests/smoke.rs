@@ -2,7 +2,7 @@
 
 use backend_sim::testing::{RoleSpawner, ScopedNamespace, StdioLink, child_role};
 use backend_sim::{SimRuntime, inspect};
-use notify_api::conformance::{Peer, PeerLink};
+use notify_api::conformance::Peer;
 use notify_api::prelude::*;
 use notify_api::{AclError, DeviceId, ExportFlags, ExportKey, ImportFlags, NotifyFlags, Timeout};
 

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use backend_sim::SimRuntime;
 use backend_sim::testing::{RoleSpawner, ScopedNamespace, StdioLink, child_role};
-use notify_api::conformance::{Peer, PeerLink};
+use notify_api::conformance::Peer;
 use notify_api::prelude::*;
 use notify_api::{DeviceId, ExportFlags, ExportKey, ImportFlags, NotifyFlags, Pid, Timeout};
 

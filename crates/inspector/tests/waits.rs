@@ -81,7 +81,9 @@ fn child() {
             let device = rt.device(DeviceId(0)).unwrap();
             link.send(&rt.bare_tgid().unwrap().0.to_string());
             let key: ExportKey = link.recv().parse().unwrap();
-            let m = device.import_memory(&key, MemImportFlags::DEFAULT).unwrap();
+            let m = device
+                .import_memory(&key, 4096, MemImportFlags::DEFAULT)
+                .unwrap();
             link.send("imported");
             assert_eq!(link.recv(), "go");
             drop(m);

@@ -459,6 +459,15 @@ pub trait MemExport: Send + Sync + fmt::Debug + 'static {
     /// The key to give importers.
     fn key(&self) -> &ExportKey;
 
+    /// The exported range's length: importers need it with the key
+    /// ([`Device::import_memory`]).
+    fn len(&self) -> usize;
+
+    /// Whether the exported range is empty (never: an export has at least one page, M3).
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Adds importers to the whitelist (`aclrtIpcMemSetImportPid`).
     ///
     /// # Behavior

@@ -263,6 +263,9 @@ impl notify_api::MemExport for NoMemory {
     fn key(&self) -> &notify_api::ExportKey {
         match *self {}
     }
+    fn len(&self) -> usize {
+        match *self {}
+    }
     fn set_import_pids(&self, _: &[Pid]) -> Result<()> {
         match *self {}
     }

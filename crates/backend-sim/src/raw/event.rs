@@ -12,7 +12,7 @@ use super::{
 };
 use crate::event::EventCore;
 use crate::fork;
-use crate::stream::{HostFn, Task};
+use crate::stream::Task;
 
 /// `ACL_EVENT_SYNC | ACL_EVENT_CAPTURE_STREAM_PROGRESS | ACL_EVENT_TIME_LINE`.
 const EVENT_FLAGS: u32 = 0x1 | 0x2 | 0x8;
@@ -20,58 +20,43 @@ const EVENT_FLAGS: u32 = 0x1 | 0x2 | 0x8;
 const EVENT_IPC: u32 = 0x40;
 
 /// `aclrtLaunchHostFunc` (H1): a task that calls `f` on a runtime thread, with the stream's
-/// context current there, when the stream reaches it.
+/// context current there, when the stream reaches it. `f` is boxed once, together with what
+/// runs around it.
 pub fn launch_host_fn(
     s: &Arc<Session>,
     cx: Cx<'_>,
     stream: StreamArg<'_>,
-    f: HostFn,
+    f: impl FnOnce() + Send + 'static,
 ) -> Result<()> {
     s.check()?;
-    with_cx(s, cx, |ctx| {
-        let ctx = need(ctx)?;
-        let (ctx, core) = enqueue_stream(s, ctx, stream)?;
-        let ctx = ctx_arc(s, ctx);
-        let session = Arc::clone(s);
+    with_cx(s, cx, |current| {
+        let current = need(current)?;
+        // The stream's own context (a handle's), else the one whose default stream it is.
+        let ctx = match &stream {
+            StreamArg::Handle(Ok(h)) => Arc::clone(&h.ctx),
+            _ => Arc::clone(current),
+        };
+        let (_, core) = enqueue_stream(s, current, stream)?;
+        let session = s.id;
         core.enqueue(Task::HostFn(Some(Box::new(move || {
-            with_context(&session, ctx, f);
+            with_context(session, ctx, f);
         }))))
     })
 }
 
-/// The `Arc` of a context a stream is bound to.
-fn ctx_arc(s: &Arc<Session>, ctx: &Context) -> Arc<Context> {
-    if ctx.is_default() {
-        return s.default_context(ctx.device());
-    }
-    // A created context reached through a stream: the stream's handle owns an `Arc` of it, and
-    // so does the current-context list of the calling thread (it is current there).
-    let generation = fork::generation();
-    CURRENT
-        .try_with(|c| {
-            c.borrow()
-                .iter()
-                .find(|e| e.generation == generation && e.ctx.id() == ctx.id())
-                .map(|e| Arc::clone(&e.ctx))
-        })
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| s.default_context(ctx.device()))
-}
-
 /// Runs `f` with `ctx` current in this thread for `s` (H1: the calls a host function makes use
 /// its stream's context), restoring what was current before.
-fn with_context(s: &Session, ctx: Arc<Context>, f: HostFn) {
+fn with_context(session: u64, ctx: Arc<Context>, f: impl FnOnce()) {
     let generation = fork::generation();
     let previous = CURRENT
         .try_with(|c| {
             let mut c = c.borrow_mut();
             let previous = c
                 .iter()
-                .position(|e| e.session == s.id && e.generation == generation)
+                .position(|e| e.session == session && e.generation == generation)
                 .map(|i| c.remove(i));
             c.push(Current {
-                session: s.id,
+                session,
                 generation,
                 ctx,
             });
@@ -82,7 +67,7 @@ fn with_context(s: &Session, ctx: Arc<Context>, f: HostFn) {
     f();
     let _ = CURRENT.try_with(|c| {
         let mut c = c.borrow_mut();
-        c.retain(|e| !(e.session == s.id && e.generation == generation));
+        c.retain(|e| !(e.session == session && e.generation == generation));
         c.extend(previous);
     });
 }

@@ -85,6 +85,14 @@ pub(crate) struct Header {
     pub hazard_seq: AtomicU64,
     /// Each process's board of the waits it has queued or running (§4 "Diagnosis").
     pub waits_offset: AtomicU64,
+    /// The System V semaphore set that counts attached processes with `SEM_UNDO`, plus one;
+    /// 0 when there is none (see `registry::deaths`).
+    pub death_sem: AtomicI32,
+    /// The attached processes counted on it (`ProcSlot::counted`).
+    pub attached: AtomicU32,
+    /// `death_sem` mixed with the namespace's hash: a scribbled id never names (and so never
+    /// removes) another program's semaphores.
+    pub death_tag: AtomicU32,
 }
 
 /// Waits one process can show on its board at once; more still work, unlisted.
@@ -205,7 +213,10 @@ pub(crate) struct ProcSlot {
     pub start_ns: AtomicU64,
     /// The inode of its PID namespace (R16).
     pub pid_ns: AtomicU64,
-    pub _reserved: [AtomicU64; 3],
+    /// 1 when the process counted itself on the death semaphores (`registry::deaths`).
+    pub counted: AtomicU32,
+    pub _pad: AtomicU32,
+    pub _reserved: [AtomicU64; 2],
 }
 
 /// `NotifySlot::state`.

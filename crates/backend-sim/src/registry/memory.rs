@@ -7,7 +7,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use notify_api::{ExportKey, Result, err};
+use notify_api::{ExportKey, Result, Rule, err};
 
 use super::layout::*;
 use super::procs::Holder;
@@ -442,7 +442,8 @@ impl Registry {
     /// M6: this process closes its import of `e`; the last import of a freed allocation
     /// releases it.
     pub(crate) fn mem_close_import(&self, e: ExportRef, a: AllocRef) {
-        let Ok(g) = self.lock() else { return };
+        let Ok(mut g) = self.lock() else { return };
+        reclaim::step(&mut g);
         let me = self.my_code();
         if let Some(s) = self.live_export(e) {
             for h in &s.importers {
@@ -463,6 +464,7 @@ impl Registry {
     /// working. Closing while imports remain is a hazard: served, or with `strict` refused.
     pub(crate) fn mem_close_export(&self, key: &MemKey, strict: bool) -> Result<Hazard> {
         let mut g = self.lock()?;
+        reclaim::step(&mut g);
         let e = resolve(&mut g, key, Rule::M6)?;
         let s = self.export_slot(e.index);
         if s.exporter.load(Relaxed) != self.my_code() {
@@ -491,6 +493,12 @@ impl Registry {
 
     /// `aclrtGetMemInfo`: (free, total) bytes of `device` (sim: the same for every attribute).
     pub(crate) fn mem_info(&self, device: u32) -> (u64, u64) {
+        // M6: a memory call reclaims the dead, whose memory this would still count.
+        if super::deaths::someone_died(self)
+            && let Ok(mut g) = self.lock()
+        {
+            reclaim::step(&mut g);
+        }
         let total = self.device_memory();
         let used = self.header().mem_used[device as usize].load(Relaxed);
         (total.saturating_sub(used), total)

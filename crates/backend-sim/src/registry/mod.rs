@@ -15,6 +15,7 @@
 //! (R14); a header that fails the checks refuses the attach with 507000.
 
 pub(crate) mod board;
+pub(crate) mod deaths;
 pub(crate) mod layout;
 pub(crate) mod memory;
 pub(crate) mod policy;
@@ -281,6 +282,7 @@ impl Registry {
         let last = procs::unregister(&mut g);
         if last {
             reclaim::sweep(&mut g);
+            deaths::remove(self);
             self.header().state.store(layout::STATE_REMOVED, Relaxed);
             let _ = shm::unlink_segment(&self.ns);
             shm::remove_namespace_files(&self.ns);

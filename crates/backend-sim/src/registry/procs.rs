@@ -63,7 +63,8 @@ pub(crate) fn register(
     match shm::flock(&alive_fd, FlockOperation::NonBlockingLockExclusive) {
         // Nobody else holds the liveness file: every attached process is dead (§4).
         Ok(()) => reclaim::sweep(&mut g),
-        Err(Errno::WOULDBLOCK) => {}
+        // R9: an attach reclaims the dead (the death count says whether there are any).
+        Err(Errno::WOULDBLOCK) => reclaim::step(&mut g),
         Err(e) => return Err(shm::os_error("locking the liveness file", e)),
     }
     shm::flock(&alive_fd, FlockOperation::LockShared)
@@ -110,6 +111,7 @@ pub(crate) fn register(
     if hdr.proc_high_water.load(Relaxed) <= slot {
         hdr.proc_high_water.store(slot + 1, Relaxed);
     }
+    super::deaths::join(&g, slot);
     drop(g);
     let inherit = [
         fork::inherit_guard(lock_fd.as_raw_fd()),
@@ -149,6 +151,7 @@ pub(crate) fn unregister(g: &mut Guard<'_>) -> bool {
     super::slots::release_all(g);
     let _ = std::fs::remove_file(&me.lock_path);
     reg.board_clear(me.slot);
+    super::deaths::leave(g, me.slot, true);
     free_proc(g, me.slot);
     super::memory::reclaim_dead(g, &[me.code]);
     // Still holding our shared lock, under the registry lock: exclusive means nobody else is

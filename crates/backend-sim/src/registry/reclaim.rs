@@ -3,10 +3,12 @@
 //! A call reclaims what it meets: the dead holders of the slot it frees or imports, the dead
 //! process whose table slot it takes. Reclaiming everything is a separate, named step,
 //! [`sweep`]: a create that finds its device full, an attach to a namespace whose processes are
-//! all dead or whose table is full, the last detach, and the inspector when asked. Between
-//! those, [`step`] amortises the rest: at most once per [`STEP_INTERVAL`] a process probes one
-//! more table slot, round robin, so a death nobody meets is still reclaimed in time, at a cost
-//! that does not grow with the number of processes.
+//! all dead or whose table is full, the last detach, the inspector when asked, and every call
+//! that takes [`step`] after a death: `deaths` tells in one system call whether a process died
+//! since the last sweep, so create, import, destroy, attach and the memory calls reclaim the
+//! dead at once (R9, M6) at a cost that does not grow with the number of processes. Where that
+//! count is not available, [`step`] amortises the rest: at most once per [`STEP_INTERVAL_NS`] a
+//! process probes one more table slot, round robin.
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -20,6 +22,10 @@ pub(crate) const STEP_INTERVAL_NS: u64 = 1_000_000;
 /// Probes the next process slot of the round robin, at most once per [`STEP_INTERVAL_NS`], and
 /// reclaims it if its process died.
 pub(crate) fn step(g: &mut Guard<'_>) {
+    if super::deaths::someone_died(g.reg) {
+        sweep(g);
+        return;
+    }
     let now = shm::boot_ns();
     if now.saturating_sub(g.local.last_step_ns) < STEP_INTERVAL_NS {
         return;
@@ -51,6 +57,7 @@ pub(crate) fn sweep(g: &mut Guard<'_>) {
         .filter(|&i| !g.alive(i))
         .collect();
     reclaim_procs(g, &dead);
+    super::deaths::settle(g);
 }
 
 /// Reclaims the dead process in table slot `p`.
@@ -77,6 +84,7 @@ fn reclaim_procs(g: &mut Guard<'_>, dead: &[u32]) {
         g.local.peer_locks.remove(&(p, nonce));
         reg.board_clear(p);
         // From here on their codes count as departed, wherever they are met.
+        super::deaths::leave(g, p, false);
         super::procs::free_proc(g, p);
     }
     for device in 0..reg.devices() {

@@ -203,6 +203,9 @@ fn init_header(map: &Mapping, layout: &Layout, ns: &str, cfg: &Config) {
         Relaxed,
     );
     h.pid_ns.store(shm::pid_namespace(), Relaxed);
+    let (death_sem, death_tag) = super::deaths::create(ns, ns_hash(ns));
+    h.death_sem.store(death_sem, Relaxed);
+    h.death_tag.store(death_tag, Relaxed);
     h.magic.store(MAGIC, Relaxed);
     h.state.store(STATE_READY, Relaxed);
 }

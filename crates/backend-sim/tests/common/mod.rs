@@ -72,10 +72,13 @@ pub mod lay {
     pub const H_ALLOCS_OFFSET: u64 = H_MEM_USED + 8 * 64; // u64
     pub const H_EXPORTS_OFFSET: u64 = H_ALLOCS_OFFSET + 8; // u64
     /// Then the allocation / export hints and high-water marks (4 x u32), the hazard counters
-    /// ([u64; 2]), the hazard log ([u64; 32]) and its sequence (u64): 1448 bytes of fields.
+    /// ([u64; 2]), the hazard log ([u64; 32]) and its sequence (u64).
     pub const H_HAZARD_SEQ: u64 = H_EXPORTS_OFFSET + 8 + 16 + 16 + 8 * 32;
-    /// `size_of::<Header>()`: 1448 bytes of fields, rounded up to the 64-byte alignment.
-    pub const HEADER_SIZE: u64 = (H_HAZARD_SEQ + 8).next_multiple_of(64);
+    /// Then the wait boards' offset (u64), the death semaphores' id, count and tag (3 x u32):
+    /// 1468 bytes of fields.
+    pub const H_WAITS_OFFSET: u64 = H_HAZARD_SEQ + 8;
+    /// `size_of::<Header>()`: the fields, rounded up to the 64-byte alignment.
+    pub const HEADER_SIZE: u64 = (H_WAITS_OFFSET + 8 + 12).next_multiple_of(64);
 
     // `ProcSlot`: 64 bytes.
     pub const PROC_SIZE: u64 = 64;
@@ -130,9 +133,19 @@ pub mod lay {
             .next_multiple_of(4096)
     }
 
+    /// `WaitEntry`: 48 bytes, 32 per process.
+    pub const WAIT_SIZE: u64 = 48;
+    pub const WAITS_PER_PROC: u64 = 32;
+
+    /// `Layout::new(devices, capacity, max_procs).waits_offset`.
+    pub const fn waits_offset(devices: u32, capacity: u32, max_procs: u32) -> u64 {
+        (exports_offset(devices, capacity, max_procs) + EXPORT_SLOTS * EXPORT_SIZE)
+            .next_multiple_of(4096)
+    }
+
     /// `Layout::new(devices, capacity, max_procs).total_size`.
     pub const fn total_size(devices: u32, capacity: u32, max_procs: u32) -> u64 {
-        exports_offset(devices, capacity, max_procs) + EXPORT_SLOTS * EXPORT_SIZE
+        waits_offset(devices, capacity, max_procs) + max_procs as u64 * WAITS_PER_PROC * WAIT_SIZE
     }
 
     /// `layout::holder_code`.

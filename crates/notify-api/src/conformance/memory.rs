@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use super::support::{
     GIB1, Gate, KIB4, MIB2, QUICK, Remote, SHORT, alloc, assert_key_shape, create, destroy, dev,
-    free_bytes, get, get_via_stream, junk_key, kept_range, mem_import_line, mem_info, mutations,
-    pattern, put, put_via_stream, stream, sync_ok,
+    exported, free_bytes, get, get_via_stream, junk_key, kept_range, key_len, mem_import_line,
+    mem_info, mutations, pattern, put, put_via_stream, stream, sync_ok,
 };
 use super::{ENV_BARE_TGID_REMAP, ENV_START_OFFSET, ENV_STRICT, Spawner, assert_code, ok};
 use crate::{
@@ -748,7 +748,7 @@ pub fn m3_export_range_rules<B: Backend>(rt: &B::Runtime) {
         "export of a whole 5000-byte buffer",
     );
     let whole = ok(odd.as_range().slice(..KIB4), "slice");
-    let e = ok(odd.export(whole, ANYONE), "export of its first page");
+    let e = exported(odd.export(whole, ANYONE), "export of its first page");
     ok(e.close(), "close");
     let gone = alloc(&d0, KIB4, MallocPolicy::NormalOnly, "alloc");
     let gone_addr = gone.as_range().addr();
@@ -776,7 +776,7 @@ pub fn m3_export_range_rules<B: Backend>(rt: &B::Runtime) {
         code,
         "2 MiB at a 4 KiB offset",
     );
-    let e1 = ok(
+    let e1 = exported(
         h.export(ok(hr.slice(MIB2..), "slice"), MemExportFlags::DEFAULT),
         "the second 2 MiB page",
     );
@@ -798,7 +798,7 @@ pub fn m3_export_overlap<B: Backend>(rt: &B::Runtime) {
     let d0 = dev(rt, 0);
     let b = alloc(&d0, 4 * KIB4, MallocPolicy::NormalOnly, "alloc");
     let r = b.as_range();
-    let first = ok(
+    let first = exported(
         b.export(ok(r.slice(..2 * KIB4), "slice"), ANYONE),
         "export pages 0-1",
     );
@@ -817,7 +817,7 @@ pub fn m3_export_overlap<B: Backend>(rt: &B::Runtime) {
             );
         }
     }
-    let adjacent = ok(
+    let adjacent = exported(
         b.export(
             ok(r.slice(2 * KIB4..3 * KIB4), "slice"),
             MemExportFlags::DEFAULT,
@@ -826,7 +826,7 @@ pub fn m3_export_overlap<B: Backend>(rt: &B::Runtime) {
     );
     let old = first.key().clone();
     ok(first.close(), "close pages 0-1");
-    let again = ok(
+    let again = exported(
         b.export(ok(r.slice(KIB4..2 * KIB4), "slice"), ANYONE),
         "export page 1 after the close",
     );
@@ -850,18 +850,18 @@ pub fn m3_key_format<B: Backend>(rt: &B::Runtime) {
     let b0 = alloc(&d0, 2 * KIB4, MallocPolicy::NormalOnly, "alloc");
     let b1 = alloc(&d1, KIB4, MallocPolicy::NormalOnly, "alloc on device 1");
     let exports = [
-        ok(
+        exported(
             b0.export(
                 ok(b0.as_range().slice(..KIB4), "slice"),
                 MemExportFlags::DEFAULT,
             ),
             "export",
         ),
-        ok(
+        exported(
             b0.export(ok(b0.as_range().slice(KIB4..), "slice"), ANYONE),
             "export",
         ),
-        ok(b1.export(b1.as_range(), ANYONE), "export on device 1"),
+        exported(b1.export(b1.as_range(), ANYONE), "export on device 1"),
     ];
     for (i, e) in exports.iter().enumerate() {
         assert_key_shape(e.key(), &format!("memory key #{i}"));
@@ -886,12 +886,12 @@ pub fn m3_key_format<B: Backend>(rt: &B::Runtime) {
     );
     for flags in [MemImportFlags::DEFAULT, MemImportFlags::ENABLE_PEER_ACCESS] {
         assert_code(
-            d0.import_memory(&nkey, flags),
+            d0.import_memory(&nkey, key_len(&nkey), flags),
             code,
             "a notify key imported as memory",
         );
         assert_code(
-            d1.import_memory(&junk_key(), flags),
+            d1.import_memory(&junk_key(), key_len(&junk_key()), flags),
             code,
             "a malformed key imported as memory",
         );
@@ -912,13 +912,13 @@ pub fn m3_old_key_never_resolves_to_new_export<B: Backend>(rt: &B::Runtime, spaw
     let b = alloc(&d0, KIB4, MallocPolicy::NormalOnly, "alloc");
     let p = pattern(KIB4, 6);
     put(&d0, b.as_range(), &p, "fill");
-    let first = ok(b.export(b.as_range(), ANYONE), "export");
+    let first = exported(b.export(b.as_range(), ANYONE), "export");
     let old = first.key().clone();
     let mut peer = Remote::on_device(spawner, "importer", 0);
     let (i, _, _) = peer.mem_import(MemImportFlags::DEFAULT, &old);
     peer.ok(&format!("impclose {i}"));
     ok(first.close(), "close");
-    let second = ok(
+    let second = exported(
         b.export(b.as_range(), ANYONE),
         "export the same range again",
     );
@@ -962,7 +962,7 @@ pub fn m3_virtualized_ipc_memory<B: Backend>(rt: &B::Runtime, spawner: &dyn Spaw
     let (pe, key) = peer.mem_export(pb, 0, KIB4, ANYONE);
     for flags in [MemImportFlags::DEFAULT, MemImportFlags::ENABLE_PEER_ACCESS] {
         assert_code(
-            d0.import_memory(&key, flags),
+            d0.import_memory(&key, key_len(&key), flags),
             code,
             &format!("import with {flags:?}"),
         );
@@ -988,7 +988,7 @@ pub fn m4_set_import_pids_arguments<B: Backend>(rt: &B::Runtime) {
     let d0 = dev(rt, 0);
     let me = ok(rt.bare_tgid(), "bare_tgid");
     let b = alloc(&d0, 2 * KIB4, MallocPolicy::NormalOnly, "alloc");
-    let e = ok(
+    let e = exported(
         b.export(
             ok(b.as_range().slice(..KIB4), "slice"),
             MemExportFlags::DEFAULT,
@@ -1017,7 +1017,7 @@ pub fn m4_set_import_pids_arguments<B: Backend>(rt: &B::Runtime) {
         e.set_import_pids(&[Pid(0), Pid(2_000_000), me]),
         "ignored pids beside one that counts",
     );
-    let other = ok(
+    let other = exported(
         b.export(
             ok(b.as_range().slice(KIB4..), "slice"),
             MemExportFlags::DEFAULT,
@@ -1026,7 +1026,7 @@ pub fn m4_set_import_pids_arguments<B: Backend>(rt: &B::Runtime) {
     );
     ok(other.set_import_pids(&many[..31]), "31 pids in one call");
     ok(other.close(), "close");
-    let open = ok(
+    let open = exported(
         b.export(ok(b.as_range().slice(KIB4..), "slice"), ANYONE),
         "export for anyone",
     );
@@ -1050,7 +1050,7 @@ pub fn m4_whitelist_by_bare_tgid<B: Backend>(rt: &B::Runtime, spawner: &dyn Spaw
     let b = alloc(&d0, 2 * KIB4, MallocPolicy::NormalOnly, "alloc");
     let p = pattern(2 * KIB4, 8);
     put(&d0, b.as_range(), &p, "fill");
-    let e = ok(
+    let e = exported(
         b.export(
             ok(b.as_range().slice(..KIB4), "slice"),
             MemExportFlags::DEFAULT,
@@ -1083,7 +1083,7 @@ pub fn m4_whitelist_by_bare_tgid<B: Backend>(rt: &B::Runtime, spawner: &dyn Spaw
     first.ok(&format!("impclose {i}"));
     first.ok(&line);
 
-    let open = ok(
+    let open = exported(
         b.export(ok(b.as_range().slice(KIB4..), "slice"), ANYONE),
         "export for anyone",
     );
@@ -1113,16 +1113,16 @@ pub fn m4_whitelist_by_bare_tgid<B: Backend>(rt: &B::Runtime, spawner: &dyn Spaw
 pub fn m5_import_malformed_and_own<B: Backend>(rt: &B::Runtime) {
     let (d0, d1) = (dev(rt, 0), dev(rt, 1));
     let b = alloc(&d0, KIB4, MallocPolicy::NormalOnly, "alloc");
-    let e = ok(b.export(b.as_range(), ANYONE), "export");
+    let e = exported(b.export(b.as_range(), ANYONE), "export");
     for flags in [MemImportFlags::DEFAULT, MemImportFlags::ENABLE_PEER_ACCESS] {
         for d in [&d0, &d1] {
             assert_code(
-                d.import_memory(&junk_key(), flags),
+                d.import_memory(&junk_key(), key_len(&junk_key()), flags),
                 AclError::RT_PARAM_INVALID,
                 "a malformed key",
             );
             assert_code(
-                d.import_memory(e.key(), flags),
+                d.import_memory(e.key(), key_len(e.key()), flags),
                 AclError::RT_DRV_INTERNAL_ERROR,
                 "the key this process exported",
             );
@@ -1148,14 +1148,14 @@ pub fn m5_refusals_in_order<B: Backend>(rt: &B::Runtime, spawner: &dyn Spawner) 
     let b = alloc(&d0, 2 * KIB4, MallocPolicy::NormalOnly, "alloc");
     let p = pattern(2 * KIB4, 9);
     put(&d0, b.as_range(), &p, "fill");
-    let e = ok(
+    let e = exported(
         b.export(
             ok(b.as_range().slice(..KIB4), "slice"),
             MemExportFlags::DEFAULT,
         ),
         "export",
     );
-    let closed = ok(
+    let closed = exported(
         b.export(
             ok(b.as_range().slice(KIB4..), "slice"),
             MemExportFlags::DEFAULT,
@@ -1220,7 +1220,7 @@ pub fn m5_refusals_in_order<B: Backend>(rt: &B::Runtime, spawner: &dyn Spawner) 
 pub fn m5_importer_started_after_entry<B: Backend>(rt: &B::Runtime, spawner: &dyn Spawner) {
     let d0 = dev(rt, 0);
     let b = alloc(&d0, KIB4, MallocPolicy::NormalOnly, "alloc");
-    let e = ok(b.export(b.as_range(), MemExportFlags::DEFAULT), "export");
+    let e = exported(b.export(b.as_range(), MemExportFlags::DEFAULT), "export");
     let line = mem_import_line(MemImportFlags::DEFAULT, e.key());
     let mut late = Remote::spawn_with_env(
         spawner,
@@ -1261,7 +1261,7 @@ pub fn m5_import_shares_memory_both_ways<B: Backend>(rt: &B::Runtime, spawner: &
     let p1 = pattern(4 * KIB4, 10);
     put(&d0, b.as_range(), &p1, "fill");
     let window = ok(b.as_range().slice(KIB4..3 * KIB4), "slice");
-    let e = ok(b.export(window, ANYONE), "export at an offset");
+    let e = exported(b.export(window, ANYONE), "export at an offset");
     let (i, addr, len) = peer.mem_import(MemImportFlags::DEFAULT, e.key());
     assert_eq!(len, 2 * KIB4, "the import's length is the exported range's");
     assert_ne!(
@@ -1313,7 +1313,7 @@ pub fn m5_import_shares_memory_both_ways<B: Backend>(rt: &B::Runtime, spawner: &
     peer.write(&format!("b{pb}"), 0, &p4);
     let (pe, key) = peer.mem_export(pb, 0, 2 * KIB4, ANYONE);
     let imported = ok(
-        d0.import_memory(&key, MemImportFlags::DEFAULT),
+        d0.import_memory(&key, key_len(&key), MemImportFlags::DEFAULT),
         "import the peer's memory",
     );
     let r = imported.as_range();
@@ -1378,7 +1378,10 @@ pub fn m5_import_takes_only_stream_device_copies<B: Backend>(
     let p = pattern(KIB4, 16);
     peer.write(&format!("b{pb}"), 0, &p);
     let (pe, key) = peer.mem_export(pb, 0, KIB4, ANYONE);
-    let imported = ok(d0.import_memory(&key, MemImportFlags::DEFAULT), "import");
+    let imported = ok(
+        d0.import_memory(&key, key_len(&key), MemImportFlags::DEFAULT),
+        "import",
+    );
     let r = imported.as_range();
     let local = alloc(&d0, KIB4, MallocPolicy::NormalOnly, "alloc");
     put(&d0, local.as_range(), &[0; KIB4], "zero");
@@ -1571,7 +1574,10 @@ pub fn m6_importer_close_unmaps<B: Backend>(rt: &B::Runtime, spawner: &dyn Spawn
     let p = pattern(2 * KIB4, 17);
     peer.write(&format!("b{pb}"), 0, &p);
     let (pe, key) = peer.mem_export(pb, 0, 2 * KIB4, ANYONE);
-    let imported = ok(d0.import_memory(&key, MemImportFlags::DEFAULT), "import");
+    let imported = ok(
+        d0.import_memory(&key, key_len(&key), MemImportFlags::DEFAULT),
+        "import",
+    );
     let (addr, len) = (imported.as_range().addr(), imported.len());
     let gate = Gate::new(&d0);
     gate.hold(&s);
@@ -1614,7 +1620,7 @@ pub fn m6_importer_close_unmaps<B: Backend>(rt: &B::Runtime, spawner: &dyn Spawn
         "a refused call wrote the memory"
     );
     let again = ok(
-        d0.import_memory(&key, MemImportFlags::DEFAULT),
+        d0.import_memory(&key, key_len(&key), MemImportFlags::DEFAULT),
         "import the same key again",
     );
     assert_eq!(
@@ -1639,7 +1645,7 @@ pub fn m6_exporter_close_revokes_key<B: Backend>(rt: &B::Runtime, spawner: &dyn 
     let b = alloc(&d0, KIB4, MallocPolicy::NormalOnly, "alloc");
     let p = pattern(KIB4, 18);
     put(&d0, b.as_range(), &p, "fill");
-    let e = ok(b.export(b.as_range(), ANYONE), "export");
+    let e = exported(b.export(b.as_range(), ANYONE), "export");
     let key = e.key().clone();
     let mut first = Remote::on_device(spawner, "importer", 0);
     let (i, _, _) = first.mem_import(MemImportFlags::DEFAULT, &key);
@@ -1684,7 +1690,7 @@ pub fn m6_released_after_free_and_every_close<B: Backend>(rt: &B::Runtime, spawn
         "an allocation of 8 MiB took {} bytes",
         f0 - f1
     );
-    let e = ok(b.export(b.as_range(), ANYONE), "export");
+    let e = exported(b.export(b.as_range(), ANYONE), "export");
     let mut a = Remote::on_device(spawner, "importer a", 0);
     let mut c = Remote::on_device(spawner, "importer c", 0);
     let (ia, _, _) = a.mem_import(MemImportFlags::DEFAULT, e.key());
@@ -1791,7 +1797,7 @@ pub fn m6_killed_importer_reclaimed<B: Backend>(rt: &B::Runtime, spawner: &dyn S
     let d0 = dev(rt, 0);
     let f0 = free_bytes(&d0, "mem_info");
     let b = alloc(&d0, 8 * MIB, MallocPolicy::NormalOnly, "alloc 8 MiB");
-    let e = ok(b.export(b.as_range(), ANYONE), "export");
+    let e = exported(b.export(b.as_range(), ANYONE), "export");
     let mut peer = Remote::on_device(spawner, "importer that dies", 0);
     peer.mem_import(MemImportFlags::DEFAULT, e.key());
     peer.abort();
@@ -1818,7 +1824,10 @@ pub fn m6_killed_exporter_memory_stays_for_importer<B: Backend>(
     let p = pattern(KIB4, 19);
     peer.write(&format!("b{pb}"), 0, &p);
     let (_, key) = peer.mem_export(pb, 0, 8 * MIB, ANYONE);
-    let imported = ok(d0.import_memory(&key, MemImportFlags::DEFAULT), "import");
+    let imported = ok(
+        d0.import_memory(&key, key_len(&key), MemImportFlags::DEFAULT),
+        "import",
+    );
     peer.abort();
     let head = ok(imported.as_range().slice(..KIB4), "slice");
     assert_eq!(
@@ -1852,7 +1861,7 @@ pub fn m6_hazard_free_while_imported_served<B: Backend>(rt: &B::Runtime, spawner
     let b = alloc(&d0, 2 * MIB, MallocPolicy::NormalOnly, "alloc 2 MiB");
     let p = pattern(KIB4, 21);
     put(&d0, ok(b.as_range().slice(..KIB4), "slice"), &p, "fill");
-    let e = ok(b.export(b.as_range(), ANYONE), "export");
+    let e = exported(b.export(b.as_range(), ANYONE), "export");
     let mut peer = Remote::on_device(spawner, "importer", 0);
     let (i, _, _) = peer.mem_import(MemImportFlags::DEFAULT, e.key());
     let imp = format!("i{i}");
@@ -1892,7 +1901,7 @@ pub fn m6_hazard_exporter_closes_first_served<B: Backend>(rt: &B::Runtime, spawn
     let b = alloc(&d0, KIB4, MallocPolicy::NormalOnly, "alloc");
     let p = pattern(KIB4, 23);
     put(&d0, b.as_range(), &p, "fill");
-    let e = ok(b.export(b.as_range(), ANYONE), "export");
+    let e = exported(b.export(b.as_range(), ANYONE), "export");
     let key = e.key().clone();
     let mut peer = Remote::on_device(spawner, "importer", 0);
     let (i, _, _) = peer.mem_import(MemImportFlags::DEFAULT, &key);
@@ -1957,7 +1966,10 @@ pub fn m6_strict_hazards_refused<B: Backend>(rt: &B::Runtime, spawner: &dyn Spaw
     let p = pattern(64, 25);
     x.write(&format!("b{xb}"), 0, &p);
     let (xe, key) = x.mem_export(xb, 0, MIB, ANYONE);
-    let imported = ok(d0.import_memory(&key, MemImportFlags::DEFAULT), "import");
+    let imported = ok(
+        d0.import_memory(&key, key_len(&key), MemImportFlags::DEFAULT),
+        "import",
+    );
     x.err(&format!("memclose {xe}"), AclError::RT_DRV_INTERNAL_ERROR);
     assert_eq!(
         get_via_stream(&s, head(&imported), "read"),
@@ -1966,7 +1978,7 @@ pub fn m6_strict_hazards_refused<B: Backend>(rt: &B::Runtime, spawner: &dyn Spaw
     );
     ok(imported.close(), "close the import");
     let imported = ok(
-        d0.import_memory(&key, MemImportFlags::DEFAULT),
+        d0.import_memory(&key, key_len(&key), MemImportFlags::DEFAULT),
         "the key still resolves after a refused close",
     );
     x.err(&format!("free {xb}"), AclError::RT_DRV_INTERNAL_ERROR);

@@ -58,7 +58,7 @@ use crate::{
 /// | `memexport <n> <offset> <len> <flags>` | `export` of bytes `offset..offset + len` of buffer `b<n>` (flags as decimal bits); kept as export `<e>` | `ok <e> <hexkey>` |
 /// | `mempids <e> <pid>...` | `set_import_pids` of export `<e>` with every pid given | `ok` |
 /// | `memclose <e>` | `close` of export `<e>` (gone from the table whatever the answer) | `ok` |
-/// | `memimport <flags> <hexkey> [<dev>]` | `device(dev).import_memory` (flags as decimal bits); kept as import `i<n>` | `ok <n> <addr> <len>` |
+/// | `memimport <flags> <hexkey> <len> [<dev>]` | `device(dev).import_memory` of `len` bytes (flags as decimal bits); kept as import `i<n>` | `ok <n> <addr> <len>` |
 /// | `impclose <n>` | `close` of import `i<n>` | `ok` |
 /// | `write <ref> <offset> <hexbytes>` | writes the bytes at `offset` of `<ref>` through the runtime: a buffer `b<n>` with `copy_from_host`, an import `i<n>` with a stream copy from a staging buffer, synchronized | `ok` |
 /// | `read <ref> <offset> <len>` | reads `len` bytes at `offset` of `<ref>` likewise (an import through a stream copy to a staging buffer) | `ok <hexbytes>` |
@@ -446,13 +446,14 @@ impl<B: Backend> Remote<'_, B> {
                     .unwrap_or_else(|| panic!("role: {line:?}: no export {n}"));
                 done(e.close())
             }
-            ("memimport", [flags, hex, rest @ ..]) if rest.len() <= 1 => {
+            ("memimport", [flags, hex, len, rest @ ..]) if rest.len() <= 1 => {
                 let flags = MemImportFlags::from_raw(parse(flags, line))
                     .unwrap_or_else(|e| panic!("role: bad import flags in {line:?}: {e}"));
-                match self
-                    .device(rest.first(), line)
-                    .import_memory(&key_from_hex(hex), flags)
-                {
+                match self.device(rest.first(), line).import_memory(
+                    &key_from_hex(hex),
+                    parse(len, line),
+                    flags,
+                ) {
                     Ok(i) => {
                         let (addr, len) = (i.as_range().addr(), i.len());
                         self.imports.push(Some(i));

@@ -1,10 +1,11 @@
 //! What the checks share: handle helpers, key helpers, a minimal executor for
 //! `synchronize_async`, and the parent's side of a `"remote"` peer.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
@@ -12,8 +13,8 @@ use super::roles::{ROLE_REMOTE, bytes_of_hex, hex_decode, hex_encode, hex_of_byt
 use super::{Peer, Spawner, assert_code, ok};
 use crate::{
     AclError, Backend, Buffer, Device, DeviceId, DeviceRange, ExportFlags, ExportKey, ImportFlags,
-    MallocPolicy, MemExportFlags, MemImportFlags, MemInfo, Notify, NotifyFlags, Pid, Result,
-    Runtime, Stream,
+    MallocPolicy, MemExport, MemExportFlags, MemImportFlags, MemInfo, Notify, NotifyFlags, Pid,
+    Result, Runtime, Stream,
 };
 
 /// The device type of runtime `R`.
@@ -567,6 +568,7 @@ impl Remote {
         let n = n
             .parse()
             .unwrap_or_else(|_| panic!("{}: bad memexport answer {v:?}", self.label));
+        note_export_len(&key, len);
         (n, key)
     }
 
@@ -639,7 +641,47 @@ pub(super) fn setpid_line(pid: Pid) -> String {
     format!("setpid {}", pid.raw())
 }
 
-/// The `memimport` command for `key` with `flags`, on the peer's default device.
+/// The lengths of the memory exports the suite made or was told of, by key: an importer needs
+/// the length with the key (the C call returns only an address), as a real program sends it.
+fn export_lens() -> &'static Mutex<HashMap<String, usize>> {
+    static LENS: OnceLock<Mutex<HashMap<String, usize>>> = OnceLock::new();
+    LENS.get_or_init(Mutex::default)
+}
+
+pub(super) fn note_export_len(key: &ExportKey, len: usize) {
+    export_lens()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(key.as_str().to_owned(), len);
+}
+
+/// The length of `key`'s export, as its exporter would send it. A key the suite never saw
+/// exported (malformed, mutated, a notify's) gets one page: its import is refused before the
+/// length matters.
+pub(super) fn key_len(key: &ExportKey) -> usize {
+    export_lens()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(key.as_str())
+        .copied()
+        .unwrap_or(4096)
+}
+
+/// [`ok`] for an export of this process, noting its length for importers.
+#[track_caller]
+pub(super) fn exported<E: MemExport>(result: Result<E>, what: &str) -> E {
+    let e = ok(result, what);
+    note_export_len(e.key(), e.len());
+    e
+}
+
+/// The `memimport` command for `key` with `flags` (and the export's length), on the peer's
+/// default device.
 pub(super) fn mem_import_line(flags: MemImportFlags, key: &ExportKey) -> String {
-    format!("memimport {} {}", flags.bits(), hex_encode(key.as_str()))
+    format!(
+        "memimport {} {} {}",
+        flags.bits(),
+        hex_encode(key.as_str()),
+        key_len(key)
+    )
 }
