@@ -4,11 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// `target/<profile>`, where cargo puts the cdylibs (the test binary is in its `deps/`).
+/// `target/<profile>/deps`, where `cargo test` builds this crate's cdylib next to the test
+/// binary (fresh: it is this test's own library).
 fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary knows its path");
     exe.parent()
-        .and_then(Path::parent)
         .expect("the test binary lives in target/<profile>/deps")
         .to_path_buf()
 }

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::ffi::{CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use notify_api::{AclError, Error, Result};
+use notify_api::{AclError, Error, Result, Rule};
 
 thread_local! {
     /// The reason of the last failing call in this thread. Replaced only by the next failure,
@@ -19,10 +19,11 @@ thread_local! {
 pub(crate) fn boundary(name: &'static str, call: impl FnOnce() -> Result<()>) -> i32 {
     let result = match catch_unwind(AssertUnwindSafe(call)) {
         Ok(result) => result,
-        Err(payload) => Err(Error::new(
+        Err(payload) => Err(Error::rule(
+            Rule::R14,
             AclError::RT_INTERNAL_ERROR,
-            format!(
-                "R14: {name} panicked ({}); this is a bug in ascendcl-sim, please report it",
+            format_args!(
+                "{name} panicked ({}); this is a bug in ascendcl-sim, please report it",
                 panic_text(payload.as_ref())
             ),
         )),

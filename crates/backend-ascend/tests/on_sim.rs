@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use backend_ascend::{AscendDevice, AscendRuntime};
 use backend_sim::testing::{RoleSpawner, ScopedNamespace, StdioLink, child_role};
-use notify_api::conformance::{Peer, PeerLink};
+use notify_api::conformance::PeerLink;
 use notify_api::prelude::*;
 use notify_api::{
     AclError, DeviceId, DeviceRange, EventFlags, ExportFlags, ExportKey, ImportFlags, MallocPolicy,

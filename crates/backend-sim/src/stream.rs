@@ -158,6 +158,8 @@ static NEXT_STREAM: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32:
 thread_local! {
     /// The stream whose host function this thread is running (H1), as an address.
     static IN_HOST_FN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// The trace id of the last record this thread ran (traced runs only).
+    static STAMPED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// How long a queued task may wait for a synchronizing thread before the worker claims it.
@@ -360,14 +362,7 @@ impl StreamCore {
                 wake::record(notify.slot());
                 d.record = Some(id);
             }
-            Task::Wait(w) => {
-                d.released_by = Some(
-                    w.notify
-                        .slot()
-                        .last_record
-                        .load(std::sync::atomic::Ordering::Relaxed),
-                );
-            }
+            Task::Wait(w) => d.released_by = released_by(&w.notify),
             _ => {}
         }
         trace::event("end", self.id, self.device, n, task.kind(), &d);
@@ -768,21 +763,11 @@ impl StreamCore {
             if traced {
                 let mut d = task.detail();
                 match (&task, &outcome) {
-                    (Task::Record(notify), _) => {
-                        d.record = Some(
-                            notify
-                                .slot()
-                                .last_record
-                                .load(std::sync::atomic::Ordering::Relaxed),
-                        );
-                    }
+                    // The id this thread stamped, not the slot's: another process may have
+                    // recorded since.
+                    (Task::Record(_), _) => d.record = Some(STAMPED.with(|c| c.get())),
                     (Task::Wait(w), Outcome::Done(Ok(()))) => {
-                        d.released_by = Some(
-                            w.notify
-                                .slot()
-                                .last_record
-                                .load(std::sync::atomic::Ordering::Relaxed),
-                        );
+                        d.released_by = released_by(&w.notify);
                     }
                     (_, Outcome::Done(Err(e))) => d.error = Some(e.code().raw()),
                     _ => {}
@@ -843,9 +828,11 @@ impl StreamCore {
             Task::Nop => Outcome::Done(Ok(())),
             Task::Record(n) => {
                 if trace::on() {
+                    let id = trace::record_id();
                     n.slot()
                         .last_record
-                        .store(trace::record_id(), std::sync::atomic::Ordering::Relaxed);
+                        .store(id, std::sync::atomic::Ordering::Relaxed);
+                    STAMPED.with(|c| c.set(id));
                 }
                 wake::record(n.slot());
                 Outcome::Done(Ok(()))
@@ -1143,4 +1130,16 @@ mod tests {
         st.queue.clear();
         st.busy = false;
     }
+}
+
+/// The trace id of the record that released a wait on `notify`, taken from the slot so that
+/// the next wait released by an untraced record finds none (no arrow rather than a wrong one).
+fn released_by(notify: &NotifyRef) -> Option<u64> {
+    Some(
+        notify
+            .slot()
+            .last_record
+            .swap(0, std::sync::atomic::Ordering::Relaxed),
+    )
+    .filter(|&id| id != 0)
 }

@@ -128,6 +128,10 @@ pub(crate) fn wait(
             }
         }
     }
+    // About to sleep, maybe for good (a hang, then a kill): the trace so far is on disk.
+    if crate::trace::on() {
+        crate::trace::flush();
+    }
     slot.waiters.fetch_add(1, SeqCst);
     sleeping_on.store(std::ptr::from_ref(&slot.flag).addr(), SeqCst);
     let consumed = loop {

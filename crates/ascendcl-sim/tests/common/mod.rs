@@ -4,37 +4,50 @@
 
 use std::path::{Path, PathBuf};
 
-/// `target/<profile>`: where `cargo build` puts `libascendcl.so` (the test binary is in its
-/// `deps/`).
+/// `target/<profile>`, with a `libascendcl.so` (and `libacl_rt.so`) built from the sources as
+/// they are now: the libraries users get from `cargo build -p ascendcl-sim -p acl-rt-sim`.
 ///
-/// `cargo test` builds the library into `deps/` but does not copy it up to `target/<profile>`,
-/// so a library built before the sources last changed would be tested silently: this refuses a
-/// `libascendcl.so` older than any source file it is built from.
+/// `cargo test` builds these crates with the test features of their dev-dependencies unified
+/// in, into `deps/`, and never refreshes `target/<profile>`: so when the library there is
+/// missing or older than a source file it is built from, this runs that `cargo build` (with the
+/// `cargo` running the tests; its lock serialises concurrent test binaries), once per process.
 pub fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary knows its path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test binary lives in target/<profile>/deps")
-        .to_path_buf();
-    let lib = dir.join("libascendcl.so");
-    let built = std::fs::metadata(&lib)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|_| {
-            panic!(
-                "{} has no libascendcl.so; build it with `cargo build -p ascendcl-sim`",
-                dir.display()
-            )
-        });
-    if let Some((newer, _)) = newest_source().filter(|(_, changed)| *changed > built) {
-        panic!(
-            "{} is older than {}: rebuild it with `cargo build -p ascendcl-sim` (`cargo test` \
-             does not refresh it)",
-            lib.display(),
-            newer.display()
-        );
-    }
-    dir
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let exe = std::env::current_exe().expect("the test binary knows its path");
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("the test binary lives in target/<profile>/deps")
+            .to_path_buf();
+        let lib = dir.join("libascendcl.so");
+        if stale(&lib) {
+            let profile = match dir.file_name().and_then(|n| n.to_str()) {
+                Some("debug") | None => "dev".to_owned(),
+                Some(name) => name.to_owned(),
+            };
+            let status = std::process::Command::new(env!("CARGO"))
+                .args(["build", "--quiet", "--profile", &profile])
+                .args(["-p", "ascendcl-sim", "-p", "acl-rt-sim"])
+                .arg("--manifest-path")
+                .arg(crate_dir().join("../../Cargo.toml"))
+                .stdin(std::process::Stdio::null())
+                .status()
+                .expect("running cargo to build libascendcl.so");
+            assert!(status.success(), "building libascendcl.so failed: {status}");
+            assert!(!stale(&lib), "{} is still stale after a build", lib.display());
+        }
+        dir
+    })
+    .clone()
+}
+
+/// Whether `lib` is missing or older than a source file it is built from.
+fn stale(lib: &Path) -> bool {
+    let Ok(built) = std::fs::metadata(lib).and_then(|m| m.modified()) else {
+        return true;
+    };
+    newest_source().is_some_and(|(_, changed)| changed > built)
 }
 
 /// The most recently changed source file of the crates `libascendcl.so` is built from.

@@ -349,7 +349,7 @@ impl DeviceMemory {
         if !std::mem::replace(&mut self.live, false) {
             return Ok(());
         }
-        let addr = self.addr;
+        let (addr, len) = (self.addr, self.len);
         release(&self.retain, addr, move |retain| {
             retain.bind()?;
             // SAFETY: `addr` is an allocation `aclrtMalloc` returned in this session, freed once
@@ -357,7 +357,16 @@ impl DeviceMemory {
             // pass an address of it), waited for the calls in flight, and synchronized every
             // device whose streams were given a task on it: no queued task of ours touches it.
             let code = unsafe { (retain.lib().aclrtFree)(dev_ptr(addr)) };
-            check(retain.lib(), code, "aclrtFree")
+            let freed = check(retain.lib(), code, "aclrtFree");
+            if freed.is_err() {
+                // Refused (M6, strict): the memory is still allocated, and still reachable
+                // through its address; the refusal changes nothing here either.
+                let _ = retain
+                    .session
+                    .ranges
+                    .insert(addr, len, false, retain.device());
+            }
+            freed
         })
     }
 }

@@ -149,6 +149,13 @@ fn same_device(event: &EventHandle, ctx: &Context) -> Result<()> {
             ctx.device()
         ));
     }
+    if event.ctx.id() != ctx.id() {
+        return Err(err!(
+            C1: RT_STREAM_CONTEXT,
+            "the event belongs to another context of device {} than the stream",
+            ctx.device()
+        ));
+    }
     Ok(())
 }
 
