@@ -135,7 +135,7 @@ pub fn expect(child: &mut RoleProcess, want: &str) {
 
 /// Waits for a child that was told to stop, and checks that it exited successfully.
 pub fn finish(child: RoleProcess) {
-    let (status, _) = child.finish();
+    let (status, _) = child.wait_exit();
     assert!(status.success(), "a child failed: {status}");
 }
 
@@ -442,9 +442,16 @@ impl Group {
 
     pub fn run(self, c: &mut Criterion) {
         let mut g: BenchmarkGroup<'_, WallTime> = c.benchmark_group(&self.name);
-        g.sample_size(self.sample_size)
-            .measurement_time(self.measurement)
-            .warm_up_time(Duration::from_secs(1));
+        if std::env::var_os("BENCH_QUICK").is_some() {
+            // A smoke run: every id once, briefly (numbers not worth keeping).
+            g.sample_size(10)
+                .measurement_time(Duration::from_millis(300))
+                .warm_up_time(Duration::from_millis(100));
+        } else {
+            g.sample_size(self.sample_size)
+                .measurement_time(self.measurement)
+                .warm_up_time(Duration::from_secs(1));
+        }
         for (i, cell) in self.subjects.iter().enumerate() {
             let (id, bench) = {
                 let s = cell.borrow();

@@ -195,7 +195,21 @@ impl RoleProcess {
         let _ = self.child.kill();
     }
 
-    /// Waits for the child and returns its status and stderr.
+    /// Waits for the child to exit on its own, its stdin still open (a child that exits once its
+    /// parent goes away would take a closed stdin for that), then returns its status and
+    /// stderr.
+    pub fn wait_exit(mut self) -> (ExitStatus, String) {
+        let status = self.child.wait().expect("waiting for the child");
+        drop(self.stdin.take());
+        let stderr = self
+            .stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
+        (status, stderr)
+    }
+
+    /// Closes the child's stdin, waits for it, and returns its status and stderr.
     pub fn finish(mut self) -> (ExitStatus, String) {
         drop(self.stdin.take());
         let status = self.child.wait().expect("waiting for the child");
