@@ -15,13 +15,18 @@
 //!   attaches), and the one loop that runs a step through the model and its driver.
 //! - [`protocol`]: the line protocol of a child process that runs calls for a conductor (one
 //!   JSON `Call` per line in, one JSON `Reply` per line out).
+//! - [`fuzz`]: the bodies of the cargo-fuzz targets of `fuzz/` (`key_parse`, `c_abi_sequence`,
+//!   `registry_attach`) and their seeds, as library functions so that the checked-in corpus
+//!   replays as ordinary tests.
 //!
 //! The model-based property test (`tests/model.rs`) runs [`model`] against real processes,
 //! children that re-execute the test binary (`backend_sim::testing::RoleSpawner`) and speak
-//! [`protocol`]; [`local`] runs it against this process's C exports and typed attaches.
+//! [`protocol`]; the fuzzer `c_abi_sequence` runs it against this process's C exports and a
+//! second, typed attach. Neither has a model of its own.
 
 pub mod cabi;
 pub mod call;
+pub mod fuzz;
 pub mod harness;
 pub mod keys;
 pub mod local;
