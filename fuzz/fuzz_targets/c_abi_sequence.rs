@@ -1,6 +1,7 @@
 //! Sequences of ACL C calls with real, destroyed, corrupted and NULL handles, arbitrary lengths,
-//! flags, pid lists and keys: no crash, only codes of SEMANTICS.md §2, the exact code where the
-//! model knows it, and a message after every failure. Body: `ascendcl::fuzzing::c_abi_sequence`.
+//! flags, pid lists and keys, and a second (typed) attach in the same namespace: every code is
+//! the one the model of the contract gives, and the registry matches the model after every
+//! step. Body: `test_kit::fuzz::c_abi_sequence`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -8,9 +9,9 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(
     init: {
         // SAFETY: libFuzzer runs `init` once, before the target starts any thread.
-        unsafe { ascendcl::fuzzing::use_private_namespace("cabi") };
+        unsafe { test_kit::fuzz::use_private_namespace("cabi") };
     },
     |data: &[u8]| {
-        ascendcl::fuzzing::c_abi_sequence(data);
+        test_kit::fuzz::c_abi_sequence(data);
     }
 );
