@@ -330,11 +330,12 @@ fn alloc_benches(c: &mut Criterion) {
 // ipc
 // ---------------------------------------------------------------------------------------------
 
-/// The shared page of [`IpcCycle`]: word 0 counts the exports handed over (or says park or
-/// stop), word 1 the importer's answers; the key and length follow from byte 512.
+/// The shared page of [`IpcCycle`]: word 0 counts the exports handed over (or says park,
+/// resume or stop), word 1 the importer's answers; the key and length follow from byte 512.
 const SEQ: usize = 0;
 const ACK: usize = 1;
 const TEXT: usize = 512;
+const RESUME: u32 = u32::MAX - 2;
 const PARK: u32 = u32::MAX - 1;
 const STOP: u32 = u32::MAX;
 
@@ -373,6 +374,11 @@ impl IpcCycle {
 
 impl Timed for IpcCycle {
     fn timed(&mut self, iters: u64) -> Duration {
+        // Wake the importer and let it spin before the clock starts.
+        self.set(SEQ, RESUME);
+        while self.page.word(ACK).load(Acquire) != RESUME {
+            std::hint::spin_loop();
+        }
         let b = &self.local.buffer;
         let start = Instant::now();
         for _ in 0..iters {
@@ -381,7 +387,7 @@ impl Timed for IpcCycle {
                 .expect("export");
             let text = format!("{} {}\0", export.key(), export.len());
             self.page.bytes()[TEXT..TEXT + text.len()].copy_from_slice(text.as_bytes());
-            self.seq = (self.seq + 1) % PARK;
+            self.seq = self.seq % (RESUME - 1) + 1;
             let seq = self.seq;
             self.page.word(SEQ).store(seq, Release);
             while self.page.word(ACK).load(Acquire) != seq {
@@ -415,17 +421,24 @@ fn importer_child() {
         if seq == STOP {
             break;
         }
-        if seq == PARK || seq == 0 || seq == last {
-            if seq == PARK || seq == 0 {
-                let _ = futex::wait(page.word(SEQ), futex::Flags::empty(), seq, None);
-            } else {
-                std::hint::spin_loop();
-            }
+        if seq == PARK || seq == 0 {
+            let _ = futex::wait(page.word(SEQ), futex::Flags::empty(), seq, None);
+            continue;
+        }
+        if seq == last {
+            std::hint::spin_loop();
             continue;
         }
         last = seq;
+        if seq == RESUME {
+            page.word(ACK).store(RESUME, Release);
+            continue;
+        }
         let text = page.bytes()[TEXT..TEXT + 128].to_vec();
-        let end = text.iter().position(|&b| b == 0).expect("a NUL-terminated line");
+        let end = text
+            .iter()
+            .position(|&b| b == 0)
+            .expect("a NUL-terminated line");
         let line = std::str::from_utf8(&text[..end]).expect("UTF-8");
         let (key, len) = line.split_once(' ').expect("key and length");
         let key: ExportKey = key.parse().expect("a key");

@@ -402,7 +402,11 @@ impl Timed for Mesh {
             self.page.word(DONE).store(0, Release);
             let start = Instant::now();
             self.page.word(ROUND).store(self.round, Release);
-            let _ = futex::wake(self.page.word(ROUND), futex::Flags::empty(), u32::MAX);
+            let _ = futex::wake(
+                self.page.word(ROUND),
+                futex::Flags::empty(),
+                i32::MAX as u32,
+            );
             loop {
                 let done = self.page.word(DONE).load(Acquire);
                 if done == self.n {
@@ -417,13 +421,10 @@ impl Timed for Mesh {
 
     fn stop(self: Box<Self>) {
         let Self {
-            page,
-            children,
-            ns,
-            ..
+            page, children, ns, ..
         } = *self;
         page.word(ROUND).store(STOP, Release);
-        let _ = futex::wake(page.word(ROUND), futex::Flags::empty(), u32::MAX);
+        let _ = futex::wake(page.word(ROUND), futex::Flags::empty(), i32::MAX as u32);
         for c in children {
             finish(c);
         }

@@ -13,33 +13,38 @@ use std::path::{Path, PathBuf};
 /// `cargo` running the tests; its lock serialises concurrent test binaries), once per process.
 pub fn lib_dir() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT.get_or_init(|| {
-        let exe = std::env::current_exe().expect("the test binary knows its path");
-        let dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test binary lives in target/<profile>/deps")
-            .to_path_buf();
-        let lib = dir.join("libascendcl.so");
-        if stale(&lib) {
-            let profile = match dir.file_name().and_then(|n| n.to_str()) {
-                Some("debug") | None => "dev".to_owned(),
-                Some(name) => name.to_owned(),
-            };
-            let status = std::process::Command::new(env!("CARGO"))
-                .args(["build", "--quiet", "--profile", &profile])
-                .args(["-p", "ascendcl-sim", "-p", "acl-rt-sim"])
-                .arg("--manifest-path")
-                .arg(crate_dir().join("../../Cargo.toml"))
-                .stdin(std::process::Stdio::null())
-                .status()
-                .expect("running cargo to build libascendcl.so");
-            assert!(status.success(), "building libascendcl.so failed: {status}");
-            assert!(!stale(&lib), "{} is still stale after a build", lib.display());
-        }
-        dir
-    })
-    .clone()
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("the test binary knows its path");
+            let dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("the test binary lives in target/<profile>/deps")
+                .to_path_buf();
+            let lib = dir.join("libascendcl.so");
+            if stale(&lib) {
+                let profile = match dir.file_name().and_then(|n| n.to_str()) {
+                    Some("debug") | None => "dev".to_owned(),
+                    Some(name) => name.to_owned(),
+                };
+                let status = std::process::Command::new(env!("CARGO"))
+                    .args(["build", "--quiet", "--profile", &profile])
+                    .args(["-p", "ascendcl-sim", "-p", "acl-rt-sim"])
+                    .arg("--manifest-path")
+                    .arg(crate_dir().join("../../Cargo.toml"))
+                    .stdin(std::process::Stdio::null())
+                    .status()
+                    .expect("running cargo to build libascendcl.so");
+                assert!(status.success(), "building libascendcl.so failed: {status}");
+                assert!(
+                    !stale(&lib),
+                    "{} is still stale after a build",
+                    lib.display()
+                );
+            }
+            dir
+        })
+        .clone()
 }
 
 /// Whether `lib` is missing or older than a source file it is built from.

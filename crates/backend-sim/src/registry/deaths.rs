@@ -91,6 +91,38 @@ pub(crate) fn leave(g: &Guard<'_>, slot: u32, own: bool) {
     }
 }
 
+/// What the count says about the processes attached besides the caller (which is not counted:
+/// before it joins, after it left).
+pub(crate) enum Others {
+    /// Nobody else is attached.
+    None,
+    /// Every other one is alive.
+    AllAlive,
+    /// Some died, and some live.
+    SomeDied,
+    /// Every other one died.
+    AllDead,
+    /// The count cannot tell: ask the liveness file.
+    Unknown,
+}
+
+pub(crate) fn others(reg: &Registry) -> Others {
+    let Some(id) = set(reg) else {
+        return Others::Unknown;
+    };
+    let (Some(a), Some(b)) = (shm::sem_value(id, 0), shm::sem_value(id, 1)) else {
+        return Others::Unknown;
+    };
+    let (live, attached) = (a + b, reg.header().attached.load(Relaxed));
+    match (live, attached) {
+        (0, 0) => Others::None,
+        (0, _) => Others::AllDead,
+        (l, n) if l == n => Others::AllAlive,
+        (l, n) if l < n => Others::SomeDied,
+        _ => Others::Unknown,
+    }
+}
+
 /// Whether the semaphores hold other than the header's count: a counted process exited
 /// without detaching since the last look (or the count is off, which a sweep settles).
 pub(crate) fn someone_died(reg: &Registry) -> bool {

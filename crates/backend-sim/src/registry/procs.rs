@@ -15,8 +15,8 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use notify_api::{Result, err};
 use rustix::fs::FlockOperation;
-use rustix::io::Errno;
 
+use super::deaths::Others;
 use super::layout::{PROC_FREE, PROC_LIVE, STATE_READY, holder_code, holder_slot};
 use super::{Guard, Me, reclaim};
 use crate::fork;
@@ -56,19 +56,16 @@ pub(crate) fn register(
         // The last process removed the namespace between our open and this lock.
         return Ok(None);
     }
-    // Opened under the lock: the last process out unlinks this file under it too, so we never
-    // lock a file that was already unlinked.
-    let alive_path = shm::alive_path(reg.namespace());
-    let alive_fd = shm::open_lock_file(&alive_path)?;
-    match shm::flock(&alive_fd, FlockOperation::NonBlockingLockExclusive) {
-        // Nobody else holds the liveness file: every attached process is dead (§4).
-        Ok(()) => reclaim::sweep(&mut g),
-        // R9: an attach reclaims the dead (the death count says whether there are any).
-        Err(Errno::WOULDBLOCK) => reclaim::step(&mut g),
-        Err(e) => return Err(shm::os_error("locking the liveness file", e)),
+    // R9, §4: an attach reclaims the dead, and first of all when every attached process is
+    // dead. The death count tells in one call; the liveness files only when it cannot.
+    match super::deaths::others(reg) {
+        Others::None | Others::AllAlive => reclaim::step(&mut g),
+        Others::SomeDied | Others::AllDead => reclaim::sweep(&mut g),
+        Others::Unknown if !super::segment::any_process_alive(reg.namespace()) => {
+            reclaim::sweep(&mut g);
+        }
+        Others::Unknown => reclaim::step(&mut g),
     }
-    shm::flock(&alive_fd, FlockOperation::LockShared)
-        .map_err(|e| shm::os_error("locking the liveness file", e))?;
     let slot = match free_slot(&mut g) {
         Some(slot) => slot,
         None => {
@@ -88,6 +85,12 @@ pub(crate) fn register(
     let nonce = crate::random_u64()?;
     let lock_path = shm::proc_lock_path(reg.namespace(), slot as usize, nonce);
     let lock_fd = shm::create_proc_lock(&lock_path)?;
+    // Opened under the lock: the last process out unlinks these files under it too, so we never
+    // lock a file that was already unlinked.
+    let alive_fd =
+        shm::open_lock_file(&shm::alive_path(reg.namespace(), slot % shm::ALIVE_SHARDS))?;
+    shm::flock(&alive_fd, FlockOperation::LockShared)
+        .map_err(|e| shm::os_error("locking the liveness file", e))?;
     let hdr = reg.header();
     let seq = hdr.attach_seq.fetch_add(1, Relaxed);
     let p = reg.proc(slot);
@@ -154,14 +157,15 @@ pub(crate) fn unregister(g: &mut Guard<'_>) -> bool {
     super::deaths::leave(g, me.slot, true);
     free_proc(g, me.slot);
     super::memory::reclaim_dead(g, &[me.code]);
-    // Still holding our shared lock, under the registry lock: exclusive means nobody else is
-    // alive. (Detaches are serialised by the registry lock, so two last processes cannot both
-    // see the other.)
-    match shm::flock(&me.alive_fd, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => true,
-        Err(_) => {
+    // Under the registry lock (detaches are serialised by it, so two last processes cannot
+    // both see the other): the death count, or else the liveness files once ours is let go,
+    // say whether anybody else is alive.
+    match super::deaths::others(reg) {
+        Others::None | Others::AllDead => true,
+        Others::AllAlive | Others::SomeDied => false,
+        Others::Unknown => {
             let _ = shm::flock(&me.alive_fd, FlockOperation::Unlock);
-            false
+            !super::segment::any_process_alive(reg.namespace())
         }
     }
 }

@@ -175,10 +175,9 @@ pub(crate) fn open(ns: &str, create: Option<&Config>) -> Result<Option<Opened>> 
 /// Whether any process still holds its shared lock on the namespace's liveness file: then the
 /// segment, however damaged, is in use and must not be replaced.
 pub(crate) fn any_process_alive(ns: &str) -> bool {
-    let Some(fd) = shm::open_peer_lock(&shm::alive_path(ns)) else {
-        return false;
-    };
-    shm::holder_alive(&fd)
+    (0..shm::ALIVE_SHARDS).any(|shard| {
+        shm::open_peer_lock(&shm::alive_path(ns, shard)).is_some_and(|fd| shm::holder_alive(&fd))
+    })
 }
 
 fn init_header(map: &Mapping, layout: &Layout, ns: &str, cfg: &Config) {
