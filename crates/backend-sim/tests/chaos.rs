@@ -38,6 +38,18 @@
 //!
 //! `chaos_kill_and_replace_workers` runs 8 workers for 6 s; `chaos_long` (ignored) runs
 //! `CHAOS_SECS` seconds (default 180) with `CHAOS_WORKERS` workers (default 8).
+//!
+//! `chaos_bursts` (ignored; §4 "Scale" and "Cleanup") attaches and SIGKILLs processes in bursts:
+//! `CHAOS_BURSTS` (default 12) bursts of `CHAOS_BURST` (default 100) processes, each holding a
+//! notify of its own exported for anyone, an import of the survivor's notify, 1 MiB of device
+//! memory exported for anyone, and a wait nobody will record; some are killed while they still
+//! attach. After each burst the one surviving process (the test) imports nothing of the dead,
+//! finds every death reclaimed by its next create, and its own wait on a notify the dead
+//! imported ends by its timeout. At the end nothing of the namespace is left in /dev/shm:
+//!
+//! ```text
+//! cargo test --release -p backend-sim --test chaos -- --ignored chaos_bursts --nocapture
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -126,6 +138,7 @@ fn chaos_child() {
     match role.as_str() {
         "chaos-worker" => chaos_worker(),
         "lone-waiter" => lone_waiter(),
+        "burst-victim" => burst_victim(),
         other => panic!("unknown role {other}"),
     }
 }
@@ -1005,4 +1018,157 @@ fn chaos_long() {
     let secs = env_u64("CHAOS_SECS", 180);
     let workers = env_u64("CHAOS_WORKERS", 8) as usize;
     run_chaos("chaos-long", workers, secs);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bursts of processes attached and SIGKILLed (§4 "Scale", "Cleanup").
+
+/// A victim of `chaos_bursts`: attaches, holds a notify of its own (exported for anyone), an
+/// import of the survivor's (whose key comes on stdin), 1 MiB of device memory (exported for
+/// anyone), queues a wait nobody records, says `ready <notify key> <memory key>`, and waits to
+/// be killed.
+fn burst_victim() {
+    let mut link = StdioLink;
+    let survivor_key: ExportKey = link.recv().parse().expect("the survivor's key");
+    let rt = SimRuntime::from_env().expect("attach");
+    let device = rt.device(DeviceId(0)).expect("device 0");
+    let own = device.create_notify(NotifyFlags::DEFAULT).expect("create");
+    let key = own
+        .export(ExportFlags::DISABLE_PID_VALIDATION)
+        .expect("export");
+    let theirs = device
+        .import_notify(&survivor_key, ImportFlags::ENABLE_PEER_ACCESS)
+        .expect("import the survivor's notify");
+    let memory = device
+        .alloc(1 << 20, notify_api::MallocPolicy::HugeFirst)
+        .expect("alloc");
+    let export = memory
+        .export(
+            memory.as_range(),
+            notify_api::MemExportFlags::DISABLE_PID_VALIDATION,
+        )
+        .expect("export memory");
+    let stream = device.create_stream().expect("stream");
+    stream.wait(&own, Timeout::FOREVER).expect("wait");
+    link.send(&format!("ready {} {}", key, export.key()));
+    let _ = link.try_recv();
+    drop((stream, export, memory, theirs, own, device, rt));
+}
+
+/// ≥ 1,000 processes attached and SIGKILLed in bursts; see the module docs.
+#[test]
+#[ignore = "long: 1,200 processes in bursts (see the module docs for the command)"]
+fn chaos_bursts() {
+    let bursts = env_u64("CHAOS_BURSTS", 12) as usize;
+    let burst = env_u64("CHAOS_BURST", 100) as usize;
+    run_bursts(bursts, burst);
+}
+
+/// The same in small: 3 bursts of 30, for every test run.
+#[test]
+fn chaos_bursts_small() {
+    run_bursts(3, 30);
+}
+
+fn run_bursts(bursts: usize, burst: usize) {
+    let seed = seed();
+    let ctx = format!("chaos bursts, seed {seed} (rerun with CHAOS_SEED={seed})");
+    let mut rng = Rng::new(seed);
+    let ns = ScopedNamespace::new("chaos-bursts").with_size(4, 1024);
+    let spawner = RoleSpawner::new("chaos_child", &ns);
+    let rt = ns.builder().build().expect("attach");
+    let device = rt.device(DeviceId(0)).expect("device 0");
+    let stream = device.create_stream().expect("stream");
+    let started = Instant::now();
+    let mut killed = 0usize;
+    let mut killed_attaching = 0usize;
+    for b in 0..bursts {
+        // The survivor's notifies, one per 15 victims (R7: at most 15 importers each).
+        let mine: Vec<SimNotify> = (0..burst.div_ceil(15))
+            .map(|_| device.create_notify(NotifyFlags::DEFAULT).expect("create"))
+            .collect();
+        let my_keys: Vec<ExportKey> = mine
+            .iter()
+            .map(|n| {
+                n.export(ExportFlags::DISABLE_PID_VALIDATION)
+                    .expect("export")
+            })
+            .collect();
+        let mut victims: Vec<RoleProcess> = (0..burst)
+            .map(|i| {
+                let mut v = spawner.start("burst-victim");
+                v.send(my_keys[i / 15].as_str());
+                v
+            })
+            .collect();
+        // Some die while they attach; the others once they hold everything.
+        let mut keys = Vec::new();
+        for v in &mut victims {
+            if rng.chance(100) {
+                v.kill();
+                killed_attaching += 1;
+                continue;
+            }
+            let line = v.recv();
+            let mut words = line.split(' ');
+            assert_eq!(words.next(), Some("ready"), "{ctx}: {line}");
+            keys.push(words.next().expect("a notify key").to_owned());
+        }
+        for v in &mut victims {
+            v.kill();
+        }
+        for v in victims {
+            let _ = v.wait_exit();
+            killed += 1;
+        }
+        // R9: the next create reclaims every one of them (the death count says some died).
+        let probe = device.create_notify(NotifyFlags::DEFAULT).expect("create");
+        let snap = inspect::inspect(ns.name()).unwrap().expect("the namespace");
+        assert_eq!(
+            snap.processes.len(),
+            1,
+            "{ctx}: burst {b}: the dead are still attached: {:?}",
+            snap.processes
+        );
+        assert!(
+            snap.allocations.is_empty() && snap.exports.is_empty(),
+            "{ctx}: burst {b}: the dead's memory is left: {snap:?}"
+        );
+        assert_eq!(
+            snap.notifies.len(),
+            mine.len() + 1,
+            "{ctx}: burst {b}: {:?}",
+            snap.notifies
+        );
+        assert!(snap.waits.is_empty(), "{ctx}: burst {b}: {:?}", snap.waits);
+        for k in keys.iter().take(8) {
+            let key: ExportKey = k.parse().unwrap();
+            let e = device
+                .import_notify(&key, ImportFlags::ENABLE_PEER_ACCESS)
+                .expect_err("a dead creator's key is revoked (R8, R9)");
+            assert_eq!(e.code(), AclError::RT_DRV_INTERNAL_ERROR, "{ctx}: {e}");
+        }
+        // The survivor's wait on the notify its dead importers held: nothing can record it now,
+        // so it ends by its timeout, never hangs.
+        let t = Instant::now();
+        stream.wait(&mine[0], Timeout::secs(1)).expect("wait");
+        let e = stream.synchronize().expect_err("nobody records");
+        assert_eq!(e.code(), AclError::RT_WAIT_TIMEOUT, "{ctx}: {e}");
+        assert!(
+            t.elapsed() < Duration::from_secs(1) + MARGIN,
+            "{ctx}: the wait hung"
+        );
+        drop((probe, mine));
+        eprintln!(
+            "{ctx}: burst {b}: {killed} killed so far ({killed_attaching} while attaching), {:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(killed, bursts * burst, "{ctx}: every victim was killed");
+    drop((stream, device, rt));
+    assert!(
+        backend_sim::namespace_files(ns.name()).is_empty(),
+        "{ctx}: left in /dev/shm: {:?}",
+        backend_sim::namespace_files(ns.name())
+    );
 }

@@ -134,8 +134,13 @@ pub(crate) fn someone_died(reg: &Registry) -> bool {
     }
 }
 
-/// After a sweep: the count of the processes still counted, checked against the set's. If
-/// they still disagree, the namespace gives the set up.
+/// After a sweep: the count of the processes still counted, checked against the set's.
+///
+/// Fewer on the set is a process that is exiting: the kernel returns its semaphore adjustment
+/// before it closes its files, so for a moment it is dead to the count and alive to its lock
+/// file, and a sweep rightly leaves it; the next call sweeps again. More on the set than
+/// counted is what the count cannot follow (an `exec`, a process of another IPC namespace):
+/// then the namespace gives the set up.
 pub(crate) fn settle(g: &Guard<'_>) {
     let reg = g.reg;
     let Some(id) = set(reg) else { return };
@@ -152,7 +157,7 @@ pub(crate) fn settle(g: &Guard<'_>) {
         .count() as u32;
     reg.header().attached.store(counted, Relaxed);
     match (shm::sem_value(id, 0), shm::sem_value(id, 1)) {
-        (Some(a), Some(b)) if a + b == counted => {}
+        (Some(a), Some(b)) if a + b <= counted => {}
         _ => give_up(reg),
     }
 }
