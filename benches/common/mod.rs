@@ -16,7 +16,6 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicU32;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -204,38 +203,7 @@ pub fn raise_fd_limit() {
 /// bench` builds the root package's dependencies as rlibs only, never the workspace's cdylib.
 pub fn ffi_library() -> &'static Path {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
-    LIB.get_or_init(|| {
-        let exe = std::env::current_exe().expect("current_exe");
-        let dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the bench binary lives in target/<profile>/deps");
-        let profile = match dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") | None => "dev".to_owned(),
-            Some(name) => name.to_owned(),
-        };
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "--profile",
-                &profile,
-                "-p",
-                "ascendcl-sim",
-            ])
-            .arg("--manifest-path")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
-            .stdin(Stdio::null())
-            .status()
-            .expect("running cargo to build ascendcl-sim");
-        assert!(
-            status.success(),
-            "`cargo build --profile {profile} -p ascendcl-sim` failed: {status}"
-        );
-        let lib = dir.join("libascendcl.so");
-        assert!(lib.exists(), "{} is missing after the build", lib.display());
-        lib
-    })
+    LIB.get_or_init(test_kit::libs::libascendcl)
 }
 
 /// The environment of an `ffi_*` child: its namespace (read by `aclInit`) and the library.

@@ -6,8 +6,7 @@
 //! own (this test binary re-executed with a role, `backend_sim::testing::RoleSpawner`), attached
 //! to a namespace of the test's (`ScopedNamespace`, named in the children's environment).
 //!
-//! Without the library (not built in this target directory) the tests say so and pass; set
-//! `ASCEND_NOTIFY_REQUIRE_SIM_LIB=1` to make that a failure.
+//! The library is built (or found up to date) in this target directory first.
 
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -27,23 +26,9 @@ use notify_api::{
 /// The variable that tells a child where the library is.
 const LIB_ENV: &str = "BACKEND_ASCEND_ON_SIM_LIB";
 
-/// `target/<profile>/libascendcl.so`, next to the `deps/` directory of this test binary.
-fn library() -> Option<PathBuf> {
-    let exe = std::env::current_exe().expect("the test binary knows its path");
-    let lib = exe.parent()?.parent()?.join("libascendcl.so");
-    if lib.exists() {
-        return Some(lib);
-    }
-    let message = format!(
-        "{} does not exist: build it with `cargo build -p ascendcl-sim` (same target directory)",
-        lib.display()
-    );
-    assert!(
-        std::env::var_os("ASCEND_NOTIFY_REQUIRE_SIM_LIB").is_none(),
-        "{message}"
-    );
-    eprintln!("skipped: {message}");
-    None
+/// The simulator's `libascendcl.so`, built as users get it (`test_kit::libs`).
+fn library() -> PathBuf {
+    test_kit::libs::libascendcl()
 }
 
 fn spawner(ns: &ScopedNamespace, lib: &std::path::Path) -> RoleSpawner {
@@ -74,7 +59,7 @@ fn child() {
 
 #[test]
 fn memory_host_functions_events_and_contexts_in_one_process() {
-    let Some(lib) = library() else { return };
+    let lib = library();
     let ns = ScopedNamespace::new("asc-on-sim");
     spawner(&ns, &lib)
         .run("single")
@@ -83,7 +68,7 @@ fn memory_host_functions_events_and_contexts_in_one_process() {
 
 #[test]
 fn ipc_memory_between_two_processes() {
-    let Some(lib) = library() else { return };
+    let lib = library();
     let ns = ScopedNamespace::new("asc-on-sim-ipc");
     // Strict: a close in the wrong order (exporter before importer) would fail (M6).
     let spawner = spawner(&ns, &lib).env("ASCEND_NOTIFY_SIM_STRICT", "1");

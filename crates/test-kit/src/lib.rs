@@ -8,6 +8,8 @@
 //!   it: through the `extern "C"` exports of `libascendcl.so` (the `ascendcl` rlib), or through
 //!   `backend_sim`'s typed API for what that API can express.
 //! - [`keys`]: independent readings of the key rules (R5, R7) and of the sim key format.
+//! - [`libs`]: `libascendcl.so` and `libacl_rt.so` as `cargo build` makes them, for the tests
+//!   that load the C library.
 //! - [`harness`]: the symbols table (model names ↔ real tokens, keys, ids, pids), the lowering
 //!   of an `Op` into a `Call`, the comparison of a reply with the model, and of the registry
 //!   (`backend_sim::inspect`) with the model. Both drivers below use it.
@@ -29,6 +31,7 @@ pub mod call;
 pub mod fuzz;
 pub mod harness;
 pub mod keys;
+pub mod libs;
 pub mod local;
 pub mod model;
 pub mod protocol;
