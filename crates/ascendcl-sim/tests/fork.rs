@@ -348,7 +348,7 @@ fn forker() {
                 codes.insert(aclrtRecordNotify(n, s));
                 codes.insert(aclrtWaitAndResetNotify(n, s, 5));
                 rounds += 1;
-                if rounds % 16 == 0 {
+                if rounds.is_multiple_of(16) {
                     codes.insert(aclrtSynchronizeStream(s));
                 }
             }

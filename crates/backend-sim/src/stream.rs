@@ -1054,6 +1054,18 @@ fn spawn_worker(name: String, body: impl FnOnce() + Send + 'static) -> Result<()
         })
 }
 
+/// The trace id of the record that released a wait on `notify`, taken from the slot so that
+/// the next wait released by an untraced record finds none (no arrow rather than a wrong one).
+fn released_by(notify: &NotifyRef) -> Option<u64> {
+    Some(
+        notify
+            .slot()
+            .last_record
+            .swap(0, std::sync::atomic::Ordering::Relaxed),
+    )
+    .filter(|&id| id != 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1132,14 +1144,3 @@ mod tests {
     }
 }
 
-/// The trace id of the record that released a wait on `notify`, taken from the slot so that
-/// the next wait released by an untraced record finds none (no arrow rather than a wrong one).
-fn released_by(notify: &NotifyRef) -> Option<u64> {
-    Some(
-        notify
-            .slot()
-            .last_record
-            .swap(0, std::sync::atomic::Ordering::Relaxed),
-    )
-    .filter(|&id| id != 0)
-}
