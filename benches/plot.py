@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""SVG bar chart of the `pingpong` bench's criterion medians (log scale), for BENCHMARKS.md.
+"""SVG bar chart of the benches' criterion medians (log scale), for BENCHMARKS.md.
 
 Usage: python3 benches/plot.py [CRITERION_DIR] > docs/benchmarks.svg
 """
@@ -42,7 +42,8 @@ def main() -> None:
     for i, (bench_id, ns) in enumerate(rows):
         y = 35 + i * (bar_h + gap)
         w = max(1.0, (math.log10(max(ns, lo)) - math.log10(lo)) * scale)
-        colour = "#3b7dd8" if ("sim" in bench_id or "ffi" in bench_id or "live" in bench_id) else "#999999"
+        floor = any(k in bench_id for k in ("futex", "spin", "eventfd", "iceoryx2", "memcpy"))
+        colour = "#999999" if floor else "#3b7dd8"
         out.append(f'<text x="{left - 8}" y="{y + 16}" text-anchor="end">{bench_id}</text>')
         out.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{colour}"/>')
         out.append(f'<text x="{left + w + 6:.1f}" y="{y + 16}">{fmt(ns)}</text>')

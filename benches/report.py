@@ -1,5 +1,9 @@
 #!/usr/bin/env python3
-"""Markdown report of the `pingpong` bench: criterion medians and the project's target ratios.
+"""Markdown report of the benches: criterion medians and the project's targets.
+
+Ratio targets are read from the samples measured interleaved with their floors
+(`interleaved.json`, written by the benches), as the median of the per-sample ratios; a ratio
+with no interleaved samples falls back to the two medians (marked "medians").
 
 Usage: python3 benches/report.py [CRITERION_DIR]   (default: $CRITERION_HOME, else
 $CARGO_TARGET_DIR/criterion, else target/criterion next to this script's workspace)
@@ -10,13 +14,15 @@ import os
 import sys
 from pathlib import Path
 
-# The ids and the targets, shared with the bench itself (benches/pingpong.rs).
+# The ids and the targets, shared with the benches themselves (benches/common).
 _TARGETS = json.loads((Path(__file__).resolve().parent / "targets.json").read_text())
 IDS = _TARGETS["ids"]
 # (numerator, denominator, operator, bound)
 RATIOS = [tuple(r) for r in _TARGETS["ratios"]]
 # (id, operator, bound in ns)
 ABSOLUTE = [tuple(a) for a in _TARGETS["absolute_ns"]]
+# (id, per-unit id, units)
+SCALED = [tuple(a) for a in _TARGETS.get("scaled", [])]
 
 
 def criterion_dir() -> Path:
@@ -51,7 +57,22 @@ def fmt_ns(ns) -> str:
 
 
 def check(value: float, op: str, bound: float) -> bool:
-    return value <= bound if op == "<=" else value < bound
+    return {"<=": value <= bound, "<": value < bound, ">=": value >= bound}.get(op, value > bound)
+
+
+def interleaved(root: Path) -> dict:
+    try:
+        return json.loads((root / "interleaved.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def median(values):
+    v = sorted(values)
+    n = len(v)
+    if n == 0:
+        return None
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
 
 
 def main() -> int:
@@ -70,12 +91,16 @@ def main() -> int:
 
     print("\n| target | value | bound | verdict |")
     print("|---|---:|---|---|")
+    samples = interleaved(root)
     for num, den, op, bound in RATIOS:
-        name = f"`{num.split('/')[1]}` / `{den.split('/')[1]}`"
-        if num in med and den in med and med[den] > 0:
-            r = med[num] / med[den]
+        name = f"`{num}` / `{den}`"
+        r = median(samples.get(f"{num} / {den}", []))
+        how = f"interleaved, {len(samples.get(f'{num} / {den}', []))} samples"
+        if r is None and num in med and den in med and med[den] > 0:
+            r, how = med[num] / med[den], "medians"
+        if r is not None:
             verdict = "met" if check(r, op, bound) else "**missed**"
-            print(f"| {name} | {r:.3f} | {op} {bound:g} | {verdict} |")
+            print(f"| {name} | {r:.3f} ({how}) | {op} {bound:g} | {verdict} |")
         else:
             print(f"| {name} | - | {op} {bound:g} | - |")
     for bench_id, op, bound in ABSOLUTE:
@@ -86,6 +111,10 @@ def main() -> int:
             print(f"| {name} | {fmt_ns(v)} | {op} {bound:g} ns | {verdict} |")
         else:
             print(f"| {name} | - | {op} {bound:g} ns | - |")
+    for bench_id, unit, units in SCALED:
+        if bench_id in med and unit in med and med[unit] > 0:
+            r = med[bench_id] / (units * med[unit])
+            print(f"| `{bench_id}` / ({units:g} × `{unit}`) | {r:.3f} | (reported) | - |")
     return 0
 
 

@@ -65,10 +65,10 @@ pub use handles::{Buffer, Device, Dyn, Event, MemExport, MemImport, Notify, Runt
 
 pub use notify_api;
 pub use notify_api::{
-    AclError, BackendKind, ConfigError, DEFAULT_CAPACITY, DeviceId, DeviceRange, Download,
-    EXPORT_KEY_LEN, EXPORT_KEY_MAX_CHARS, Error, EventFlags, ExportFlags, ExportKey, ImportFlags,
-    LoadError, MallocPolicy, MemExportFlags, MemImportFlags, MemInfo, NotifyFlags, NotifyId, Pid,
-    Result, Rule, Timeout, WHITELIST_IMPORTERS, err, prelude,
+    AclError, AclFailure, BackendKind, ConfigError, DEFAULT_CAPACITY, DeviceId, DeviceRange,
+    Download, EXPORT_KEY_LEN, EXPORT_KEY_MAX_CHARS, Error, EventFlags, ExportFlags, ExportKey,
+    ImportFlags, LoadError, MallocPolicy, MemExportFlags, MemImportFlags, MemInfo, NotifyFlags,
+    NotifyId, OsError, Pid, Result, Rule, Timeout, WHITELIST_IMPORTERS, err, prelude,
 };
 
 #[cfg(feature = "ascend")]

@@ -420,6 +420,25 @@ impl Group {
                 .measurement_time(self.measurement)
                 .warm_up_time(Duration::from_secs(1));
         }
+        // Each subject is stopped once the last bench that uses it (as itself or as a floor) is
+        // done: an idle pair left running (a child that polls) would disturb the next ones.
+        let last_use: Vec<usize> = (0..self.subjects.len())
+            .map(|j| {
+                let id = self.subjects[j].borrow().id.clone();
+                self.subjects
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| {
+                        let c = c.borrow();
+                        c.bench
+                            && (c.id == id
+                                || self.floors.iter().any(|(a, f)| *a == c.id && *f == id))
+                    })
+                    .map(|(i, _)| i)
+                    .max()
+                    .unwrap_or(j)
+            })
+            .collect();
         for (i, cell) in self.subjects.iter().enumerate() {
             let (id, bench) = {
                 let s = cell.borrow();
@@ -469,6 +488,13 @@ impl Group {
                     own / floors.len() as u32
                 });
             });
+            for (j, &last) in last_use.iter().enumerate() {
+                if last == i
+                    && let Some(t) = self.subjects[j].borrow_mut().live.take()
+                {
+                    t.stop();
+                }
+            }
         }
         g.finish();
         for cell in self.subjects.into_iter().rev() {

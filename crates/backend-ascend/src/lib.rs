@@ -183,7 +183,7 @@ mod tests {
             Ok(lib) => panic!("expected a load error, loaded {lib:?}"),
             Err(Error::Load(load)) => {
                 assert!(!load.message.is_empty());
-                load
+                *load
             }
             Err(other) => panic!("expected Error::Load, got {other:?}"),
         }
@@ -354,7 +354,7 @@ mod tests {
         // The loader's own error is kept, and is what `source()` gives.
         assert!(load.source.is_some());
         use std::error::Error as _;
-        assert!(Error::Load(load).source().is_some());
+        assert!(Error::load(load).source().is_some());
     }
 
     #[test]

@@ -60,7 +60,7 @@ impl Drop for Tracked {
 #[track_caller]
 fn refused<T: std::fmt::Debug>(result: notify_api::Result<T>, rule: Rule) {
     match result {
-        Err(e @ Error::Acl { .. }) => {
+        Err(e @ Error::Acl(_)) => {
             assert_eq!(e.code(), AclError::RT_PARAM_INVALID, "{e}");
             assert_eq!(e.rule_of(), Some(rule), "{e}");
             assert!(!e.reason().starts_with("fake:"), "the fake answered: {e}");

@@ -3,7 +3,7 @@
 //!
 //! # Codes
 //! Every call maps its code with [`check`]: `ACL_SUCCESS` is `Ok`, anything else is
-//! [`Error::Acl`] with the code, `rule: None` (the real runtime does not say which rule refused a
+//! [`Error::Acl`] with the code, no rule (the real runtime does not say which rule refused a
 //! call, and its text is not parsed for one) and, as the reason, the text `aclGetRecentErrMsg`
 //! gives for the failure (`SEMANTICS.md` §2).
 //!
@@ -1108,7 +1108,7 @@ mod tests {
         assert_eq!(e.reason(), "R5: len 3 < 65");
         // The runtime does not say which rule refused the call, and the text is not parsed.
         assert_eq!(e.rule_of(), None);
-        assert!(matches!(e, Error::Acl { rule: None, .. }));
+        assert!(matches!(&e, Error::Acl(a) if a.rule.is_none()));
 
         for message in [None, Some(String::new()), Some("  \n".into())] {
             let e = error_for(507_899, message, "aclrtNotifyImportByKey");

@@ -226,7 +226,7 @@ impl AclLib {
                 source,
             ),
         };
-        Err(Error::Load(LoadError {
+        Err(Error::load(LoadError {
             file,
             tried,
             message,

@@ -11,7 +11,9 @@ use std::thread;
 use std::time::Duration;
 
 use notify_api::prelude::*;
-use notify_api::{AclError, DeviceId, Error, ExportFlags, ImportFlags, NotifyFlags, Pid, Timeout};
+use notify_api::{
+    AclError, AclFailure, DeviceId, Error, ExportFlags, ImportFlags, NotifyFlags, Pid, Timeout,
+};
 
 use crate::sys::{self, fake};
 use crate::{AscendRuntime, AscendStream};
@@ -83,7 +85,7 @@ fn a_bad_device_id_is_the_runtimes_error() {
     let rt = runtime();
     let e = rt.device(DeviceId(7)).unwrap_err();
     assert_eq!(e.code(), AclError::RT_INVALID_DEVICEID);
-    assert!(matches!(e, Error::Acl { rule: None, .. }), "{e:?}");
+    assert!(matches!(&e, Error::Acl(a) if a.rule.is_none()), "{e:?}");
     assert_eq!(e.reason(), "fake: device 7");
     assert_eq!(fake::with(|s| s.retains.values().sum::<u32>()), 0);
     assert_eq!(rt.device_count().unwrap(), fake::DEVICES);
@@ -296,7 +298,8 @@ fn refusals_carry_the_code_and_the_runtime_text_without_a_rule() {
     let notify = d0.create_notify(NotifyFlags::DEFAULT).unwrap();
     let other = d1.create_stream().unwrap();
     match other.wait(&notify, Timeout::secs(1)) {
-        Err(Error::Acl { code, rule, reason }) => {
+        Err(Error::Acl(a)) => {
+            let AclFailure { code, rule, reason } = *a;
             assert_eq!(code, AclError::RT_PARAM_INVALID);
             assert_eq!(rule, None);
             assert_eq!(reason, "fake: wait on another device");
@@ -368,7 +371,8 @@ fn a_failing_acl_init_is_an_acl_error_with_its_code() {
     let _serial = fake::serial();
     fake::with(|s| s.init_fails_with = Some(sys::ACL_ERROR_RT_INTERNAL_ERROR));
     match AscendRuntime::from_library(fake::lib()) {
-        Err(Error::Acl { code, rule, reason }) => {
+        Err(Error::Acl(a)) => {
+            let AclFailure { code, rule, reason } = *a;
             assert_eq!(code, AclError::RT_INTERNAL_ERROR);
             assert_eq!(rule, None);
             assert!(reason.contains("aclInit failed"), "{reason}");

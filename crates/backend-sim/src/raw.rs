@@ -653,12 +653,12 @@ pub enum StreamArg<'a> {
 fn enqueue_stream<'a>(
     s: &Session,
     ctx: &'a Arc<Context>,
-    stream: StreamArg<'a>,
+    stream: &StreamArg<'a>,
 ) -> Result<(&'a Context, &'a Arc<StreamCore>)> {
     match stream {
         StreamArg::Default => Ok((ctx, ctx.default_core(s))),
         StreamArg::Handle(h) => {
-            let h = h?;
+            let h = got(h)?;
             if h.session != s.id {
                 return Err(foreign("stream"));
             }
@@ -667,6 +667,18 @@ fn enqueue_stream<'a>(
             }
             Ok((ctx, &h.core))
         }
+    }
+}
+
+/// A handle lookup, by reference. A `Result` as large as an [`Error`] that is moved (into a
+/// closure, into a callee) is copied with wide loads over the narrow stores that wrote it, a
+/// store-forwarding stall that doubled the cost of a record; the error is cloned on the cold
+/// path only.
+#[inline(always)]
+fn got<'a, T>(r: &Result<&'a T>) -> Result<&'a T> {
+    match r {
+        Ok(v) => Ok(*v),
+        Err(e) => Err(e.clone()),
     }
 }
 
@@ -741,7 +753,7 @@ pub fn synchronize(
     timeout_ms: Option<i32>,
 ) -> Result<()> {
     s.check()?;
-    let core = sync_core(s, cx, stream)?;
+    let core = sync_core(s, cx, &stream)?;
     let deadline = match timeout_ms {
         None | Some(-1) => None,
         Some(ms) if ms >= 0 => Some(Instant::now() + Duration::from_millis(ms as u64)),
@@ -755,11 +767,11 @@ pub fn synchronize(
     core.synchronize(deadline)
 }
 
-fn sync_core(s: &Session, cx: Cx<'_>, stream: StreamArg<'_>) -> Result<Arc<StreamCore>> {
+fn sync_core(s: &Session, cx: Cx<'_>, stream: &StreamArg<'_>) -> Result<Arc<StreamCore>> {
     match stream {
         StreamArg::Default => with_cx(s, cx, |ctx| Ok(Arc::clone(need(ctx)?.default_core(s)))),
         StreamArg::Handle(h) => {
-            let h = h?;
+            let h = got(h)?;
             if h.session != s.id {
                 return Err(foreign("stream"));
             }
@@ -877,9 +889,9 @@ pub fn record(
     s.check()?;
     with_cx(s, cx, |ctx| {
         let ctx = need(ctx)?;
-        let notify = notify?;
+        let notify = got(&notify)?;
         notify.check(s)?;
-        let (_, core) = enqueue_stream(s, ctx, stream)?;
+        let (_, core) = enqueue_stream(s, ctx, &stream)?;
         core.record(&notify.inner)
     })
 }
@@ -895,9 +907,9 @@ pub fn wait(
     s.check()?;
     with_cx(s, cx, |ctx| {
         let ctx = need(ctx)?;
-        let notify = notify?;
+        let notify = got(&notify)?;
         notify.check(s)?;
-        let (ctx, core) = enqueue_stream(s, ctx, stream)?;
+        let (ctx, core) = enqueue_stream(s, ctx, &stream)?;
         if !notify.creator {
             return Err(err!(
                 R4: RT_PARAM_INVALID,

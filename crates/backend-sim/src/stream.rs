@@ -1143,4 +1143,3 @@ mod tests {
         st.busy = false;
     }
 }
-

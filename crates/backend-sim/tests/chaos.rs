@@ -1049,11 +1049,19 @@ fn burst_victim() {
         )
         .expect("export memory");
     let stream = device.create_stream().expect("stream");
+    // Its bytes: what a surviving importer must still read after this process is killed.
+    stream
+        .memset(memory.as_range(), VICTIM_BYTE)
+        .expect("memset");
+    stream.synchronize().expect("synchronize");
     stream.wait(&own, Timeout::FOREVER).expect("wait");
     link.send(&format!("ready {} {}", key, export.key()));
     let _ = link.try_recv();
     drop((stream, export, memory, theirs, own, device, rt));
 }
+
+/// What every burst victim writes into the memory it exports.
+const VICTIM_BYTE: u8 = 0xa7;
 
 /// ≥ 1,000 processes attached and SIGKILLed in bursts; see the module docs.
 #[test]
@@ -1103,6 +1111,7 @@ fn run_bursts(bursts: usize, burst: usize) {
             .collect();
         // Some die while they attach; the others once they hold everything.
         let mut keys = Vec::new();
+        let mut imported = None;
         for v in &mut victims {
             if rng.chance(100) {
                 v.kill();
@@ -1113,6 +1122,15 @@ fn run_bursts(bursts: usize, burst: usize) {
             let mut words = line.split(' ');
             assert_eq!(words.next(), Some("ready"), "{ctx}: {line}");
             keys.push(words.next().expect("a notify key").to_owned());
+            // The survivor imports the memory of the first victim that got ready.
+            if imported.is_none() {
+                let mem_key: ExportKey = words.next().expect("a memory key").parse().unwrap();
+                imported = Some(
+                    device
+                        .import_memory(&mem_key, 1 << 20, notify_api::MemImportFlags::DEFAULT)
+                        .expect("import a victim's memory"),
+                );
+            }
         }
         for v in &mut victims {
             v.kill();
@@ -1120,6 +1138,27 @@ fn run_bursts(bursts: usize, burst: usize) {
         for v in victims {
             let _ = v.wait_exit();
             killed += 1;
+        }
+        // M6: the surviving importer still reads the bytes its killed exporter wrote, and the
+        // memory goes once it closes the import.
+        if let Some(import) = imported.take() {
+            let local = device
+                .alloc(1 << 20, notify_api::MallocPolicy::HugeFirst)
+                .expect("alloc");
+            stream
+                .copy(local.as_range(), import.as_range())
+                .expect("copy from the import");
+            stream.synchronize().expect("synchronize");
+            let mut bytes = vec![0u8; 1 << 20];
+            device
+                .copy_to_host(&mut bytes, local.as_range())
+                .expect("copy to host");
+            assert!(
+                bytes.iter().all(|&b| b == VICTIM_BYTE),
+                "{ctx}: burst {b}: the import changed after its exporter was killed"
+            );
+            import.close().expect("close the import");
+            local.free().expect("free");
         }
         // R9: the next create reclaims every one of them (the death count says some died).
         let probe = device.create_notify(NotifyFlags::DEFAULT).expect("create");

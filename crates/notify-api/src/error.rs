@@ -283,67 +283,83 @@ pub struct ConfigError {
 
 /// A failed call.
 ///
-/// [`Error::code`] is what the C layer returns for the same failure, [`Error::rule`] the rule
+/// [`Error::code`] is what the C layer returns for the same failure, [`Error::rule_of`] the rule
 /// that refused it, [`Error::reason`] the text `aclGetRecentErrMsg` gives (it starts with the
 /// rule: `"R7: pid 4242 is not on the whitelist of this notify"`).
+///
+/// Every variant holds a box, so that an `Error` is two words and a `Result` of a reference is
+/// passed in registers: the hot paths return one on every call.
 #[non_exhaustive]
 #[derive(Clone)]
 pub enum Error {
     /// The runtime refused the call.
-    Acl {
-        /// The `aclError` code.
-        code: AclError,
-        /// The rule that refused it, when the backend knows (the real runtime does not say).
-        rule: Option<Rule>,
-        /// The whole reason text, rule prefix included.
-        reason: Cow<'static, str>,
-    },
+    Acl(Box<AclFailure>),
     /// A backend library could not be found, loaded or resolved.
-    Load(LoadError),
+    Load(Box<LoadError>),
     /// The configuration cannot work.
-    Config(ConfigError),
+    Config(Box<ConfigError>),
     /// An operating-system call failed.
-    Os {
-        /// What was being done, naming the file or object.
-        context: String,
-        /// The OS error.
-        source: Arc<std::io::Error>,
-    },
+    Os(Box<OsError>),
+}
+
+/// A runtime refusal ([`Error::Acl`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AclFailure {
+    /// The `aclError` code.
+    pub code: AclError,
+    /// The rule that refused it, when the backend knows (the real runtime does not say).
+    pub rule: Option<Rule>,
+    /// The whole reason text, rule prefix included.
+    pub reason: Cow<'static, str>,
+}
+
+/// An operating-system call that failed ([`Error::Os`]).
+#[derive(Clone, Debug)]
+pub struct OsError {
+    /// What was being done, naming the file or object.
+    pub context: String,
+    /// The OS error.
+    pub source: Arc<std::io::Error>,
 }
 
 impl Error {
     /// A runtime refusal with `code`, no rule, and `reason`.
     pub fn new(code: AclError, reason: impl Into<Cow<'static, str>>) -> Self {
-        Self::Acl {
+        Self::Acl(Box::new(AclFailure {
             code,
             rule: None,
             reason: reason.into(),
-        }
+        }))
     }
 
     /// A runtime refusal by `rule`; the reason text becomes `"<rule>: <message>"`.
     pub fn rule(rule: Rule, code: AclError, message: impl fmt::Display) -> Self {
-        Self::Acl {
+        Self::Acl(Box::new(AclFailure {
             code,
             rule: Some(rule),
             reason: Cow::Owned(format!("{rule}: {message}")),
-        }
+        }))
     }
 
     /// A configuration error with the C layer's `code`.
     pub fn config(code: AclError, message: impl Into<String>) -> Self {
-        Self::Config(ConfigError {
+        Self::Config(Box::new(ConfigError {
             code,
             message: message.into(),
-        })
+        }))
     }
 
     /// An OS error while doing `context`.
     pub fn os(context: impl Into<String>, source: std::io::Error) -> Self {
-        Self::Os {
+        Self::Os(Box::new(OsError {
             context: context.into(),
             source: Arc::new(source),
-        }
+        }))
+    }
+
+    /// A library that could not be used.
+    pub fn load(load: LoadError) -> Self {
+        Self::Load(Box::new(load))
     }
 
     /// The `aclError` the C layer returns for this failure: the runtime's own code; for a
@@ -352,17 +368,17 @@ impl Error {
     /// `ACL_ERROR_RT_INTERNAL_ERROR` (507000).
     pub fn code(&self) -> AclError {
         match self {
-            Self::Acl { code, .. } => *code,
+            Self::Acl(a) => a.code,
             Self::Load(_) => AclError::UNINITIALIZE,
             Self::Config(c) => c.code,
-            Self::Os { .. } => AclError::RT_INTERNAL_ERROR,
+            Self::Os(_) => AclError::RT_INTERNAL_ERROR,
         }
     }
 
     /// The rule that refused the call, as data.
     pub fn rule_of(&self) -> Option<Rule> {
         match self {
-            Self::Acl { rule, .. } => *rule,
+            Self::Acl(a) => a.rule,
             _ => None,
         }
     }
@@ -370,10 +386,10 @@ impl Error {
     /// The reason text: for a refusal, what `aclGetRecentErrMsg` returns for it.
     pub fn reason(&self) -> Cow<'_, str> {
         match self {
-            Self::Acl { reason, .. } => Cow::Borrowed(reason),
+            Self::Acl(a) => Cow::Borrowed(&a.reason),
             Self::Load(l) => Cow::Borrowed(&l.message),
             Self::Config(c) => Cow::Borrowed(&c.message),
-            Self::Os { context, source } => Cow::Owned(format!("{context}: {source}")),
+            Self::Os(o) => Cow::Owned(format!("{}: {}", o.context, o.source)),
         }
     }
 
@@ -381,11 +397,10 @@ impl Error {
     /// argument a refusal was about).
     pub fn with_context(self, more: impl fmt::Display) -> Self {
         match self {
-            Self::Acl { code, rule, reason } => Self::Acl {
-                code,
-                rule,
-                reason: Cow::Owned(format!("{reason} ({more})")),
-            },
+            Self::Acl(mut a) => {
+                a.reason = Cow::Owned(format!("{} ({more})", a.reason));
+                Self::Acl(a)
+            }
             Self::Config(mut c) => {
                 c.message = format!("{} ({more})", c.message);
                 Self::Config(c)
@@ -398,11 +413,17 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Acl { code, reason, .. } => write!(f, "{reason} [{code}]"),
+            Self::Acl(a) => write!(f, "{} [{}]", a.reason, a.code),
             Self::Load(l) => write!(f, "{} [{}]", l.message, AclError::UNINITIALIZE),
             Self::Config(c) => write!(f, "{} [{}]", c.message, c.code),
-            Self::Os { context, source } => {
-                write!(f, "{context}: {source} [{}]", AclError::RT_INTERNAL_ERROR)
+            Self::Os(o) => {
+                write!(
+                    f,
+                    "{}: {} [{}]",
+                    o.context,
+                    o.source,
+                    AclError::RT_INTERNAL_ERROR
+                )
             }
         }
     }
@@ -411,18 +432,18 @@ impl fmt::Display for Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Acl { code, rule, reason } => f
+            Self::Acl(a) => f
                 .debug_struct("Acl")
-                .field("code", code)
-                .field("rule", rule)
-                .field("reason", reason)
+                .field("code", &a.code)
+                .field("rule", &a.rule)
+                .field("reason", &a.reason)
                 .finish(),
             Self::Load(l) => f.debug_tuple("Load").field(l).finish(),
             Self::Config(c) => f.debug_tuple("Config").field(c).finish(),
-            Self::Os { context, source } => f
+            Self::Os(o) => f
                 .debug_struct("Os")
-                .field("context", context)
-                .field("source", source)
+                .field("context", &o.context)
+                .field("source", &o.source)
                 .finish(),
         }
     }
@@ -435,7 +456,7 @@ impl std::error::Error for Error {
                 .source
                 .as_deref()
                 .map(|e| e as &(dyn std::error::Error + 'static)),
-            Self::Os { source, .. } => Some(&**source),
+            Self::Os(o) => Some(&*o.source),
             _ => None,
         }
     }
@@ -466,6 +487,9 @@ macro_rules! err {
         $crate::Error::new($crate::AclError::$code, format!($($fmt)+))
     };
 }
+
+// Two words: a `Result<&T>` fits in two registers.
+const _: () = assert!(size_of::<Error>() == 16);
 
 #[cfg(test)]
 mod tests {
@@ -532,7 +556,7 @@ mod tests {
     #[test]
     fn every_variant_has_a_code_and_the_right_source() {
         use std::error::Error as _;
-        let load = Error::Load(LoadError {
+        let load = Error::load(LoadError {
             file: None,
             tried: vec![],
             message: "libascendcl.so was not found".into(),

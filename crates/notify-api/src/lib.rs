@@ -42,7 +42,7 @@ pub mod conformance;
 pub use api::{
     Backend, BackendKind, Buffer, Device, Event, MemExport, MemImport, Notify, Runtime, Stream,
 };
-pub use error::{AclError, ConfigError, Error, LoadError, Result, Rule};
+pub use error::{AclError, AclFailure, ConfigError, Error, LoadError, OsError, Result, Rule};
 pub use flags::{ExportFlags, ImportFlags, NotifyFlags};
 pub use key::{EXPORT_KEY_LEN, EXPORT_KEY_MAX_CHARS, ExportKey};
 pub use memory::{

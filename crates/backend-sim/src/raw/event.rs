@@ -36,7 +36,7 @@ pub fn launch_host_fn(
             StreamArg::Handle(Ok(h)) => Arc::clone(&h.ctx),
             _ => Arc::clone(current),
         };
-        let (_, core) = enqueue_stream(s, current, stream)?;
+        let (_, core) = enqueue_stream(s, current, &stream)?;
         let session = s.id;
         core.enqueue(Task::HostFn(Some(Box::new(move || {
             with_context(session, ctx, f);
@@ -169,7 +169,7 @@ fn event_enqueue<'a>(
     let ctx = need(ctx)?;
     let event = event?;
     event.check(s)?;
-    let (ctx, core) = enqueue_stream(s, ctx, stream)?;
+    let (ctx, core) = enqueue_stream(s, ctx, &stream)?;
     same_device(event, ctx)?;
     Ok((event, core))
 }
@@ -257,7 +257,7 @@ pub fn event_elapsed(
 /// `aclrtStreamQuery` (S1): whether nothing is queued or running; from any context (C1).
 pub fn stream_query(s: &Session, cx: Cx<'_>, stream: StreamArg<'_>) -> Result<bool> {
     s.check()?;
-    Ok(sync_core(s, cx, stream)?.is_complete())
+    Ok(sync_core(s, cx, &stream)?.is_complete())
 }
 
 /// `aclrtDestroyStreamForce` (S1): a running task finishes (a wait is abandoned), queued

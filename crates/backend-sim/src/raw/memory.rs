@@ -242,7 +242,7 @@ pub unsafe fn memcpy_async(
     s.check()?;
     with_cx(s, cx, |ctx| {
         let ctx = need(ctx)?;
-        let (ctx, core) = enqueue_stream(s, ctx, stream)?;
+        let (ctx, core) = enqueue_stream(s, ctx, &stream)?;
         check_count(count, dest_max)?;
         if count == 0 {
             return Ok(());
@@ -270,7 +270,7 @@ pub fn copy_from_host_async(
     s.check()?;
     with_cx(s, cx, |ctx| {
         let ctx = need(ctx)?;
-        let (ctx, core) = enqueue_stream(s, ctx, stream)?;
+        let (ctx, core) = enqueue_stream(s, ctx, &stream)?;
         let (ptr, count) = {
             let bytes = (*src).as_ref();
             (bytes.as_ptr().addr(), bytes.len())
@@ -302,7 +302,7 @@ pub fn copy_to_host_async(
     s.check()?;
     with_cx(s, cx, |ctx| {
         let ctx = need(ctx)?;
-        let (ctx, core) = enqueue_stream(s, ctx, stream)?;
+        let (ctx, core) = enqueue_stream(s, ctx, &stream)?;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let mut bytes = vec![0u8; len];
         if len == 0 {
@@ -377,7 +377,7 @@ pub fn memset_async(
     s.check()?;
     with_cx(s, cx, |ctx| {
         let ctx = need(ctx)?;
-        let (ctx, core) = enqueue_stream(s, ctx, stream)?;
+        let (ctx, core) = enqueue_stream(s, ctx, &stream)?;
         check_count(count, max_count)?;
         if count == 0 {
             return Ok(());

@@ -436,11 +436,11 @@ fn assert_code_checks_code_reason_and_rule() {
     });
     assert!(wrong.is_err(), "a wrong code passed");
     let untagged = std::panic::catch_unwind(|| {
-        let e = crate::Error::Acl {
+        let e = crate::Error::Acl(Box::new(crate::AclFailure {
             code: AclError::RT_PARAM_INVALID,
             rule: Some(crate::Rule::R6),
             reason: "no rule prefix".into(),
-        };
+        }));
         assert_code(Err::<(), _>(e), AclError::RT_PARAM_INVALID, "set pid");
     });
     assert!(untagged.is_err(), "a reason without its rule passed");
