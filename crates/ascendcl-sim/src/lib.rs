@@ -1,12 +1,14 @@
-//! `libascendcl.so` for machines without an NPU: the ACL C symbols of `SEMANTICS.md` §1,
-//! implemented over the shared-memory simulator (`backend-sim`).
+//! `libascendcl.so` for machines without an NPU: the ACL C symbols of `SEMANTICS.md` §1, §5 and
+//! §6, implemented over the shared-memory simulator (`backend-sim`).
 //!
-//! A C program written against the CANN headers (the prototypes are in
-//! `include/acl_notify.h`) links against this library instead of the vendor's and runs the IPC
-//! Notify flow across real processes on any Linux machine.
+//! A C program written against the CANN headers (the tree in `include/`, `acl/acl.h` and the
+//! headers it includes, generated from `acl-abi`'s manifest; the older `include/acl_notify.h`
+//! too) links against this library instead of the vendor's and runs the IPC Notify and IPC
+//! memory flows across real processes on any Linux machine.
 //!
 //! # Layers (the zlib-rs / rustls-ffi pattern)
-//! - [`exports`]: one `extern "C"` function per symbol. Each is a panic boundary (`boundary`):
+//! - [`exports`], `memory`, `events`: one `extern "C"` function per symbol, each a thin
+//!   translation over `backend_sim::raw`, which owns every rule. Each is a panic boundary (`boundary`):
 //!   a panic becomes `ACL_ERROR_RT_INTERNAL_ERROR` (507000) with a reason, never an unwind into C,
 //!   and every failure sets the text that `aclGetRecentErrMsg` returns in the calling thread.
 //! - `ptr`: the only code that reads or writes memory the caller passed (out-parameters, key
@@ -20,14 +22,15 @@
 //!   return.
 //!
 //! # Order of checks (R15)
-//! Every export checks, in this order, only the steps that apply to it: not initialized
-//! (100001) → NULL pointer (100000) → no context (107002) → invalid handle (107017) → stream of
-//! another device (107003) → virtualization (207000) → bad argument (107000/107001) → and then the
-//! backend's own permission, state, import-resolution and capacity checks, which `backend-sim`
-//! already performs in R15 order.
+//! An export checks only what C alone can see, which R15 checks first: not initialized (100001)
+//! and NULL pointers (100000). It hands handle lookups to `raw` as results, and `raw` checks the
+//! rest in R15's order: no context (107002) → invalid handle (107017) → stream of another
+//! device (107003) → virtualization (207000) → bad argument (107000/107001) → permission, state,
+//! import resolution and capacity.
 //!
 //! # Configuration
-//! `aclInit` attaches with `SimBackend::from_env()`: the `ASCEND_NOTIFY_SIM_*` variables choose
+//! `aclInit` attaches as `SimBuilder::attach` does from the environment: the
+//! `ASCEND_NOTIFY_SIM_*` variables choose
 //! the namespace, its size and whether this process is a virtualization instance. The
 //! `configPath` argument is accepted and ignored (sim).
 

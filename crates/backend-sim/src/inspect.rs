@@ -26,8 +26,11 @@ pub struct Snapshot {
     pub processes: Vec<ProcessInfo>,
     /// Every live notify.
     pub notifies: Vec<NotifyInfo>,
-    /// Every wait queued or running now, in a live process (§4 "Diagnosis").
+    /// Every wait queued or running now, in a live process (§4 "Diagnosis"), as far as the
+    /// processes' wait boards list them.
     pub waits: Vec<WaitInfo>,
+    /// Waits queued or running beyond what the boards list (32 per process).
+    pub waits_unlisted: u32,
     /// The hazards of §5 seen in this namespace.
     pub hazards: Hazards,
     /// Every live allocation (M1).
@@ -250,6 +253,7 @@ fn snapshot(reg: &Registry) -> Result<Snapshot> {
         if !proc.alive {
             continue;
         }
+        snap.waits_unlisted += reg.proc(proc.slot).waits_unlisted.load(Relaxed);
         for i in 0..WAITS_PER_PROC {
             let e = reg.wait_entry(proc.slot, i);
             let state = e.state.load(Relaxed);

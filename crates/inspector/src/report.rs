@@ -214,7 +214,12 @@ pub fn waits_json(ns: &str, snap: Option<&Snapshot>) -> Value {
             })
             .collect()
     });
-    json!({"namespace": ns, "exists": snap.is_some(), "waits": waits})
+    json!({
+        "namespace": ns,
+        "exists": snap.is_some(),
+        "waits": waits,
+        "unlisted": snap.map_or(0, |s| s.waits_unlisted),
+    })
 }
 
 fn ms(ms: u64) -> String {
@@ -242,6 +247,13 @@ pub fn waits_text(ns: &str, snap: Option<&Snapshot>) -> String {
     );
     if stuck > 0 {
         let _ = write!(out, ", {stuck} that nothing can release");
+    }
+    if snap.waits_unlisted > 0 {
+        let _ = write!(
+            out,
+            ", and {} more that the processes' wait boards (32 each) cannot list",
+            snap.waits_unlisted
+        );
     }
     out.push('\n');
     for v in &views {
@@ -581,7 +593,10 @@ mod tests {
     #[test]
     fn a_missing_namespace_has_no_waits() {
         let v = waits_json("ns", None);
-        assert_eq!(v, json!({"namespace": "ns", "exists": false, "waits": []}));
+        assert_eq!(
+            v,
+            json!({"namespace": "ns", "exists": false, "waits": [], "unlisted": 0})
+        );
         assert_eq!(waits_text("ns", None), "namespace ns: does not exist\n");
         assert!(waits_text("ns", Some(&Snapshot::default())).contains("no waits"));
     }

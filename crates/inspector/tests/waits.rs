@@ -248,7 +248,7 @@ fn waits_of_a_missing_namespace() {
     let v = json_of(&["waits", "--namespace", ns.name(), "--json"]);
     assert_eq!(
         v,
-        json!({"namespace": ns.name(), "exists": false, "waits": []})
+        json!({"namespace": ns.name(), "exists": false, "waits": [], "unlisted": 0})
     );
     assert!(!backend_sim::namespace_exists(ns.name()));
 }
@@ -335,4 +335,37 @@ fn memory_and_hazards_in_list_and_status() {
     importer.send("go");
     let (status, err) = importer.finish();
     assert!(status.success(), "{err}");
+}
+
+/// §4 "Diagnosis": a process's wait board lists 32 waits; the inspector counts the ones beyond
+/// it instead of dropping them silently, and the count goes back to 0 as they end.
+#[test]
+fn waits_beyond_the_board_are_counted() {
+    let ns = ScopedNamespace::new("waits-board-full");
+    let rt = ns.builder().build().unwrap();
+    let device = rt.device(DeviceId(0)).unwrap();
+    let stream = device.create_stream().unwrap();
+    let notifies: Vec<_> = (0..40)
+        .map(|_| device.create_notify(NotifyFlags::DEFAULT).unwrap())
+        .collect();
+    for n in &notifies {
+        stream.wait(n, Timeout::secs(30)).unwrap();
+    }
+    let v = json_of(&["waits", "--namespace", ns.name(), "--json"]);
+    assert_eq!(v["waits"].as_array().unwrap().len(), 32, "{v}");
+    assert_eq!(v["unlisted"], 8, "{v}");
+    let text = inspector(&["waits", "--namespace", ns.name()]);
+    assert!(
+        text.contains("8 more that the processes' wait boards"),
+        "{text}"
+    );
+    // Recorded from another stream: one behind the waits would never run.
+    let recorder = device.create_stream().unwrap();
+    for n in &notifies {
+        recorder.record(n).unwrap();
+    }
+    stream.synchronize().unwrap();
+    let v = json_of(&["waits", "--namespace", ns.name(), "--json"]);
+    assert_eq!(v["waits"], json!([]), "{v}");
+    assert_eq!(v["unlisted"], 0, "{v}");
 }

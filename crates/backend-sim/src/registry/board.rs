@@ -17,9 +17,13 @@ pub(crate) fn coarse_ns() -> u64 {
     crate::clock::monotonic_coarse_ns()
 }
 
+/// The board entry of a wait the full board only counts.
+pub(crate) const UNLISTED: u32 = u32::MAX;
+
 impl Registry {
-    /// Posts a wait queued on stream `stream` (of `device`) for notify `n`; `None` when this
-    /// process's board is full (the wait still works, it is just not listed).
+    /// Posts a wait queued on stream `stream` (of `device`) for notify `n`. When this process's
+    /// board is full the wait is only counted ([`UNLISTED`]): it still works, the inspector
+    /// says how many it cannot list.
     pub(crate) fn board_queue(
         &self,
         stream: u32,
@@ -28,12 +32,15 @@ impl Registry {
         timeout_s: u32,
     ) -> Option<u32> {
         let me = self.me()?.slot;
-        let i = (0..WAITS_PER_PROC).find(|&i| {
+        let Some(i) = (0..WAITS_PER_PROC).find(|&i| {
             self.wait_entry(me, i)
                 .state
                 .compare_exchange(WAIT_FREE, WAIT_WRITING, AcqRel, Relaxed)
                 .is_ok()
-        })?;
+        }) else {
+            self.proc(me).waits_unlisted.fetch_add(1, Relaxed);
+            return Some(UNLISTED);
+        };
         let e = self.wait_entry(me, i);
         e.stream.store(stream, Relaxed);
         e.device.store(device, Relaxed);
@@ -49,6 +56,9 @@ impl Registry {
 
     /// The posted wait `i` started running.
     pub(crate) fn board_running(&self, i: u32) {
+        if i == UNLISTED {
+            return;
+        }
         if let Some(me) = self.me() {
             let e = self.wait_entry(me.slot, i);
             e.running_ns.store(coarse_ns(), Relaxed);
@@ -61,7 +71,14 @@ impl Registry {
         if let Some(me) = self.me()
             && self.is_own()
         {
-            self.wait_entry(me.slot, i).state.store(WAIT_FREE, Release);
+            if i == UNLISTED {
+                let _ = self
+                    .proc(me.slot)
+                    .waits_unlisted
+                    .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
+            } else {
+                self.wait_entry(me.slot, i).state.store(WAIT_FREE, Release);
+            }
         }
     }
 
@@ -70,5 +87,6 @@ impl Registry {
         for i in 0..WAITS_PER_PROC {
             self.wait_entry(p, i).state.store(WAIT_FREE, Relaxed);
         }
+        self.proc(p).waits_unlisted.store(0, Relaxed);
     }
 }

@@ -215,7 +215,8 @@ pub(crate) struct ProcSlot {
     pub pid_ns: AtomicU64,
     /// 1 when the process counted itself on the death semaphores (`registry::deaths`).
     pub counted: AtomicU32,
-    pub _pad: AtomicU32,
+    /// Waits queued or running beyond what its wait board lists (`WAITS_PER_PROC`).
+    pub waits_unlisted: AtomicU32,
     pub _reserved: [AtomicU64; 2],
 }
 
