@@ -132,40 +132,59 @@ impl Place {
 /// This process's device address space, per session.
 #[derive(Debug, Default)]
 pub(crate) struct Space {
-    reservation: OnceLock<Reservation>,
     inner: RwLock<Inner>,
     host: Mutex<HashMap<usize, shm::HostMap>>,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// The next unused device address.
-    next: u64,
     regions: BTreeMap<u64, Arc<Region>>,
 }
 
-impl Space {
-    fn reservation(&self) -> Result<&Reservation> {
-        if let Some(r) = self.reservation.get() {
-            return Ok(r);
-        }
-        let r = Reservation::new(RESERVATION)?;
-        Ok(self.reservation.get_or_init(|| r))
-    }
+/// This process's device addresses: one reservation for the life of the process and one
+/// cursor, shared by all its sessions, so that no address is handed out twice while the process
+/// lives (M6), across an `aclFinalize` and the next `aclInit` too. (A forked child gets its own,
+/// R17.)
+struct Addresses {
+    reservation: OnceLock<Reservation>,
+    /// The next unused device address.
+    next: Mutex<u64>,
+}
 
+static ADDRESSES: crate::fork::PerProcess<Addresses> = crate::fork::PerProcess::new(|| Addresses {
+    reservation: OnceLock::new(),
+    next: Mutex::new(0),
+});
+
+fn reservation() -> Result<&'static Reservation> {
+    let a = ADDRESSES.get();
+    if let Some(r) = a.reservation.get() {
+        return Ok(r);
+    }
+    let r = Reservation::new(RESERVATION)?;
+    Ok(a.reservation.get_or_init(|| r))
+}
+
+impl Space {
     /// Whether `addr` is a device address of this process (used or not): the copies' way of
     /// telling device pointers from host pointers (M2).
     pub(crate) fn is_device(&self, addr: usize) -> bool {
-        self.reservation
+        ADDRESSES
+            .get()
+            .reservation
             .get()
             .is_some_and(|r| r.contains(addr as u64))
     }
 
     /// Takes `len` device addresses aligned to `page`, never used before, and never `avoid`.
     fn take(&self, len: u64, page: u64, avoid: Option<u64>) -> Result<u64> {
-        let r = self.reservation()?;
-        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
-        let mut start = r.base().max(inner.next).next_multiple_of(page);
+        let r = reservation()?;
+        let mut next = ADDRESSES
+            .get()
+            .next
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut start = r.base().max(*next).next_multiple_of(page);
         if avoid == Some(start) {
             start += page;
         }
@@ -178,7 +197,7 @@ impl Space {
                     "this process has used up its {RESERVATION} bytes of device addresses"
                 )
             })?;
-        inner.next = end;
+        *next = end;
         Ok(start)
     }
 

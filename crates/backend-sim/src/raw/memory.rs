@@ -31,7 +31,14 @@ pub fn malloc(s: &Arc<Session>, cx: Cx<'_>, size: usize, policy: u32) -> Result<
     }
     let page = page_size(policy, size as u64)
         .ok_or_else(|| err!(M1: RT_PARAM_INVALID, "{policy:#x} is not an aclrtMemMallocPolicy"))?;
-    let len = (size as u64).next_multiple_of(page);
+    let len = (size as u64)
+        .checked_next_multiple_of(page)
+        .ok_or_else(|| {
+            err!(
+                M1: RT_MEMORY_ALLOCATION,
+                "{size} bytes do not fit in device {device}'s memory"
+            )
+        })?;
     let a = s.reg.mem_alloc(device as u32, len, page)?;
     let object = object_name(s.namespace(), a);
     let mapped = crate::shm::create_object(&object, len).and_then(|_fd| {
