@@ -10,7 +10,9 @@
 use std::path::PathBuf;
 
 use backend_sim::testing::{RoleSpawner, ScopedNamespace, child_role};
-use test_kit::fuzz::{self, FUZZ_CAPACITY, FUZZ_DEVICES, panic_text, read_corpus};
+use test_kit::fuzz::{
+    self, FUZZ_CAPACITY, FUZZ_DEVICE_MEMORY, FUZZ_DEVICES, panic_text, read_corpus,
+};
 
 /// `fuzz/corpus/<target>/` of this repository (a test may name a path of the repository; the
 /// libraries may not).
@@ -56,10 +58,16 @@ fn replay(target: &str) {
     // Fail here, in the parent, if the corpus is missing or empty.
     let count = read_corpus(&corpus_dir(target)).len();
     let ns = ScopedNamespace::new(&format!("fuzz-{target}")).with_size(FUZZ_DEVICES, FUZZ_CAPACITY);
-    RoleSpawner::new("child", &ns).run(target).assert_passed(
-        &format!("replaying fuzz/corpus/{target} ({count} files)"),
-        &format!("{target}: all passed"),
-    );
+    RoleSpawner::new("child", &ns)
+        .with_env(&[(
+            backend_sim::ENV_DEVICE_MEMORY,
+            &FUZZ_DEVICE_MEMORY.to_string(),
+        )])
+        .run(target)
+        .assert_passed(
+            &format!("replaying fuzz/corpus/{target} ({count} files)"),
+            &format!("{target}: all passed"),
+        );
     println!("replayed {count} inputs of fuzz/corpus/{target}");
 }
 

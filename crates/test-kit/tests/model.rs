@@ -89,6 +89,9 @@ const NPROC: usize = 3;
 const DEVICES: u32 = 2;
 /// Notifies per device of each case's namespace (R11).
 const CAPACITY: u32 = 8;
+/// Device memory per device of each case's namespace (M1): a few huge-page allocations fill a
+/// device, so that 207001 is reached.
+const DEVICE_MEMORY: u64 = 8 << 20;
 /// The timeout of a wait that stays queued until a record releases it: never reached.
 const PENDING_WAIT_S: u32 = 30;
 /// The timeout of a wait that must expire (R3): what it costs.
@@ -105,6 +108,7 @@ fn cfg() -> Config {
         devices: DEVICES,
         capacity: CAPACITY,
         processes: NPROC,
+        device_memory: DEVICE_MEMORY,
     }
 }
 
@@ -1172,7 +1176,8 @@ impl Sut {
             procs: (0..NPROC).map(|_| None).collect(),
             model: Model::new(cfg()),
             syms: Symbols::new(),
-            spawner: RoleSpawner::new("child", &ns),
+            spawner: RoleSpawner::new("child", &ns)
+                .with_env(&[(backend_sim::ENV_DEVICE_MEMORY, &DEVICE_MEMORY.to_string())]),
             ns,
             stats: BTreeMap::new(),
             log: Vec::new(),

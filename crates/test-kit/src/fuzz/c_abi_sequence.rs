@@ -46,6 +46,7 @@ pub fn c_abi_sequence(data: &[u8]) {
         devices: FUZZ_DEVICES,
         capacity: FUZZ_CAPACITY,
         processes: 2,
+        device_memory: super::FUZZ_DEVICE_MEMORY,
     };
     let mut w = Local::new(&ns, cfg, C, trace());
     must(&mut w, &Op::Init { p: C });
