@@ -144,10 +144,13 @@ fn registry_attach_f1_is_refused() {
 #[ignore = "regenerates fuzz/corpus/*/seed-*"]
 fn write_fuzz_seeds() {
     fuzz::write_seeds(&corpus_dir("key_parse"), &fuzz::key_parse::seeds());
-    fuzz::write_seeds(
-        &corpus_dir("c_abi_sequence"),
-        &fuzz::c_abi_sequence::seeds(),
-    );
+    let cabi = corpus_dir("c_abi_sequence");
+    fuzz::write_seeds(&cabi, &fuzz::c_abi_sequence::seeds());
+    std::fs::write(
+        cabi.join("crash-m1-malloc-size-max"),
+        fuzz::c_abi_sequence::m1_size_max_input(),
+    )
+    .unwrap();
     let dir = corpus_dir("registry_attach");
     fuzz::write_seeds(&dir, &fuzz::registry_attach::seeds());
     std::fs::write(
