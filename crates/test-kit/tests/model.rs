@@ -41,6 +41,16 @@
 //!     exit without `aclFinalize` (§4: a clean detach at exit); the inspector's explicit
 //!     reclamation; and, rarely, a wait whose only other holder dies: it must still expire (R9:
 //!     a death never records).
+//!   - §5 (M1–M6): malloc (sizes to 9 MiB, every policy, unknown ones; 207001 on the small
+//!     device memory of the case), free (of a start, an offset, another process's range, a
+//!     freed one), writes and read-backs (H2D, DEFAULT, HOST_TO_BUF_TO_DEVICE; D2H), copies and
+//!     sets between two ranges of a process, sync and async on the default stream (the only
+//!     way to reach an import), exports (whole range, a page, misaligned, short buffer, bad
+//!     flags), whitelists (one pid, two, none, 32, negative, a non-exporter's), imports (mostly
+//!     admissible; any key, forged, a notify key, another namespace's, malformed), closes by
+//!     importers and exporters (the hazards), and reads of what another process wrote through
+//!     an import; every byte read back is compared with the model's, and the registry's
+//!     allocations, exports and hazard counts with the model's after every op.
 //! - The processes are real: children that re-execute this test binary (`RoleSpawner`, the
 //!   one re-exec mechanism) in the role `"driver"` and speak `test_kit::protocol` (one JSON
 //!   `Call` per line, run through the C exports, one JSON `Reply` back). The conductor (this
