@@ -261,12 +261,19 @@ fn ptr_arg(p: &Ptr, count: u64) -> (Option<Vec<u8>>, u64) {
     match p {
         Ptr::Addr(a) => (None, *a),
         Ptr::Host { seed, len } => {
-            let n = (*len).max(count.min(HOST_MAX));
+            // At least one byte, so that the buffer has an address of its own (never NULL).
+            let n = (*len).max(count.min(HOST_MAX)).max(1);
             let mut buf = host_bytes(*seed, *len as usize);
             buf.resize(n as usize, 0);
             (Some(buf), 0)
         }
     }
+}
+
+/// The pointer a [`ptr_arg`] stands for: its host buffer's address, or the value.
+fn addr_of(buf: &mut Option<Vec<u8>>, a: u64) -> *mut c_void {
+    buf.as_mut()
+        .map_or(h(a), |b| b.as_mut_ptr().cast::<c_void>())
 }
 
 /// A key argument: the bytes, a NUL, and zeros up to past 65 bytes (the library reads at most
@@ -297,8 +304,8 @@ fn invoke_memory(call: &Call, reply: &mut Reply) -> i32 {
             rc
         }
         Call::Free { ptr } => {
-            let (_, a) = ptr_arg(ptr, 0);
-            aclrtFree(h(a))
+            let (mut buf, a) = ptr_arg(ptr, 0);
+            aclrtFree(addr_of(&mut buf, a))
         }
         Call::MemInfo {
             attr,
@@ -329,9 +336,7 @@ fn invoke_memory(call: &Call, reply: &mut Reply) -> i32 {
         } => {
             let (mut dbuf, da) = ptr_arg(dst, *count);
             let (sbuf, sa) = ptr_arg(src, *count);
-            let d = dbuf
-                .as_mut()
-                .map_or(h(da), |b| b.as_mut_ptr().cast::<c_void>());
+            let d = addr_of(&mut dbuf, da);
             let s = sbuf
                 .as_ref()
                 .map_or(h(sa).cast_const(), |b| b.as_ptr().cast::<c_void>());
@@ -362,9 +367,7 @@ fn invoke_memory(call: &Call, reply: &mut Reply) -> i32 {
             // A set never writes through a host pointer (M2): a host buffer is still made, so
             // that a simulator that did would not corrupt this process.
             let (mut buf, a) = ptr_arg(ptr, *count);
-            let p = buf
-                .as_mut()
-                .map_or(h(a), |b| b.as_mut_ptr().cast::<c_void>());
+            let p = addr_of(&mut buf, a);
             let (m, n) = (*max as usize, *count as usize);
             match stream {
                 None => aclrtMemset(p, m, *value, n),
@@ -378,17 +381,12 @@ fn invoke_memory(call: &Call, reply: &mut Reply) -> i32 {
             len,
             flags,
         } => {
-            let (_, a) = ptr_arg(ptr, 0);
+            let (mut host, a) = ptr_arg(ptr, 0);
+            let a = addr_of(&mut host, a);
             if *null {
                 // SAFETY: a NULL buffer; the length goes with it.
                 return unsafe {
-                    aclrtIpcMemGetExportKey(
-                        h(a),
-                        *size as usize,
-                        std::ptr::null_mut(),
-                        *len,
-                        *flags,
-                    )
+                    aclrtIpcMemGetExportKey(a, *size as usize, std::ptr::null_mut(), *len, *flags)
                 };
             }
             assert!(*len <= MAX_KEY_BUF, "harness bug: a {len}-byte key buffer");
@@ -396,7 +394,7 @@ fn invoke_memory(call: &Call, reply: &mut Reply) -> i32 {
             // SAFETY: `len` writable bytes.
             let rc = unsafe {
                 aclrtIpcMemGetExportKey(
-                    h(a),
+                    a,
                     *size as usize,
                     buf.as_mut_ptr().cast::<c_char>(),
                     buf.len(),
