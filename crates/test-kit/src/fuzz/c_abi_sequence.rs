@@ -53,6 +53,8 @@ pub fn c_abi_sequence(data: &[u8]) {
         capacity: FUZZ_CAPACITY,
         processes: 2,
         device_memory: super::FUZZ_DEVICE_MEMORY,
+        // (m6_set_pid_reclaims_the_dead in tests/model.rs: an open sim bug)
+        set_pid_reclaims: false,
     };
     let mut w = Local::new(&ns, cfg, C, trace());
     // The simulator reuses the device addresses of an earlier aclInit session of the process
