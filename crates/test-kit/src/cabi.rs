@@ -14,8 +14,9 @@ use std::ffi::{CStr, c_char, c_void};
 use ascendcl::*;
 use notify_api::{AclError, EXPORT_KEY_LEN};
 
-use crate::call::{Call, Reply};
+use crate::call::{Call, Ptr, Reply};
 use crate::keys::cites_rule;
+use crate::model::memory::{HOST_MAX, host_bytes};
 
 /// The largest key buffer a call allocates (a longer `len` is passed with a NULL buffer only).
 pub const MAX_KEY_BUF: usize = 4096;
@@ -249,6 +250,202 @@ fn invoke(call: &Call, reply: &mut Reply) -> i32 {
             }
             rc
         }
+        memory => invoke_memory(memory, reply),
+    }
+}
+
+/// A pointer argument: its value, and the host buffer behind it if it is one (at least
+/// `count` bytes, at most [`HOST_MAX`], so that a copy the model did not expect cannot run past
+/// it).
+fn ptr_arg(p: &Ptr, count: u64) -> (Option<Vec<u8>>, u64) {
+    match p {
+        Ptr::Addr(a) => (None, *a),
+        Ptr::Host { seed, len } => {
+            // At least one byte, so that the buffer has an address of its own (never NULL).
+            let n = (*len).max(count.min(HOST_MAX)).max(1);
+            let mut buf = host_bytes(*seed, *len as usize);
+            buf.resize(n as usize, 0);
+            (Some(buf), 0)
+        }
+    }
+}
+
+/// The pointer a [`ptr_arg`] stands for: its host buffer's address, or the value.
+fn addr_of(buf: &mut Option<Vec<u8>>, a: u64) -> *mut c_void {
+    buf.as_mut()
+        .map_or(h(a), |b| b.as_mut_ptr().cast::<c_void>())
+}
+
+/// A key argument: the bytes, a NUL, and zeros up to past 65 bytes (the library reads at most
+/// 65), or NULL.
+fn key_buf(key: Option<&Vec<u8>>) -> Option<Vec<u8>> {
+    key.map(|k| {
+        let mut b = k.clone();
+        b.push(0);
+        b.resize(b.len().max(EXPORT_KEY_LEN + 1), 0);
+        b
+    })
+}
+
+fn key_ptr(buf: Option<&Vec<u8>>) -> *const c_char {
+    buf.map_or(std::ptr::null(), |b| b.as_ptr().cast::<c_char>())
+}
+
+fn invoke_memory(call: &Call, reply: &mut Reply) -> i32 {
+    match call {
+        Call::Malloc { null, size, policy } => {
+            let mut p = std::ptr::null_mut();
+            // SAFETY: NULL or a live `&mut *mut c_void`.
+            let rc =
+                unsafe { aclrtMalloc(out((!null).then_some(&mut p)), *size as usize, *policy) };
+            if rc == 0 {
+                reply.token = Some(raw(p));
+            }
+            rc
+        }
+        Call::Free { ptr } => {
+            let (mut buf, a) = ptr_arg(ptr, 0);
+            aclrtFree(addr_of(&mut buf, a))
+        }
+        Call::MemInfo {
+            attr,
+            null_free,
+            null_total,
+        } => {
+            let (mut free, mut total) = (0usize, 0usize);
+            // SAFETY: NULL or live `&mut usize`s.
+            let rc = unsafe {
+                aclrtGetMemInfo(
+                    *attr,
+                    out((!null_free).then_some(&mut free)),
+                    out((!null_total).then_some(&mut total)),
+                )
+            };
+            if rc == 0 {
+                reply.mem_info = Some((free as u64, total as u64));
+            }
+            rc
+        }
+        Call::Memcpy {
+            dst,
+            dest_max,
+            src,
+            count,
+            kind,
+            stream,
+        } => {
+            let (mut dbuf, da) = ptr_arg(dst, *count);
+            let (sbuf, sa) = ptr_arg(src, *count);
+            let d = addr_of(&mut dbuf, da);
+            let s = sbuf
+                .as_ref()
+                .map_or(h(sa).cast_const(), |b| b.as_ptr().cast::<c_void>());
+            let (dm, n) = (*dest_max as usize, *count as usize);
+            let rc = match stream {
+                // SAFETY: host pointers are buffers of at least `count` bytes (or HOST_MAX, past
+                // which the model expects no copy); device pointers are checked by the library.
+                None => unsafe { aclrtMemcpy(d, dm, s, n, *kind) },
+                // SAFETY: as above; the model expects an accepted async copy only between device
+                // pointers, so no host buffer has to outlive this call.
+                Some(st) => unsafe { aclrtMemcpyAsync(d, dm, s, n, *kind, h(*st)) },
+            };
+            if rc == 0
+                && let Some(mut b) = dbuf
+            {
+                b.truncate(n);
+                reply.bytes = Some(b);
+            }
+            rc
+        }
+        Call::Memset {
+            ptr,
+            max,
+            value,
+            count,
+            stream,
+        } => {
+            // A set never writes through a host pointer (M2): a host buffer is still made, so
+            // that a simulator that did would not corrupt this process.
+            let (mut buf, a) = ptr_arg(ptr, *count);
+            let p = addr_of(&mut buf, a);
+            let (m, n) = (*max as usize, *count as usize);
+            match stream {
+                None => aclrtMemset(p, m, *value, n),
+                Some(st) => aclrtMemsetAsync(p, m, *value, n, h(*st)),
+            }
+        }
+        Call::MemExport {
+            ptr,
+            size,
+            null,
+            len,
+            flags,
+        } => {
+            let (mut host, a) = ptr_arg(ptr, 0);
+            let a = addr_of(&mut host, a);
+            if *null {
+                // SAFETY: a NULL buffer; the length goes with it.
+                return unsafe {
+                    aclrtIpcMemGetExportKey(a, *size as usize, std::ptr::null_mut(), *len, *flags)
+                };
+            }
+            assert!(*len <= MAX_KEY_BUF, "harness bug: a {len}-byte key buffer");
+            let mut buf = vec![0xeeu8; *len];
+            // SAFETY: `len` writable bytes.
+            let rc = unsafe {
+                aclrtIpcMemGetExportKey(
+                    a,
+                    *size as usize,
+                    buf.as_mut_ptr().cast::<c_char>(),
+                    buf.len(),
+                    *flags,
+                )
+            };
+            if rc == 0 {
+                buf.truncate(EXPORT_KEY_LEN);
+                reply.key = Some(buf);
+            }
+            rc
+        }
+        Call::MemSetPid {
+            key,
+            pids,
+            null_num,
+        } => {
+            let kb = key_buf(key.as_ref());
+            let (ptr, len) = match pids {
+                Some(p) => (p.as_ptr(), p.len()),
+                None => (std::ptr::null(), *null_num),
+            };
+            // SAFETY: NULL or a NUL-terminated buffer; NULL or `len` readable pids.
+            unsafe { aclrtIpcMemSetImportPid(key_ptr(kb.as_ref()), ptr.cast_mut(), len) }
+        }
+        Call::MemImport {
+            null_out,
+            key,
+            flags,
+        } => {
+            let kb = key_buf(key.as_ref());
+            let mut p = std::ptr::null_mut();
+            // SAFETY: NULL or a live `&mut *mut c_void`; NULL or a NUL-terminated buffer.
+            let rc = unsafe {
+                aclrtIpcMemImportByKey(
+                    out((!null_out).then_some(&mut p)),
+                    key_ptr(kb.as_ref()),
+                    *flags,
+                )
+            };
+            if rc == 0 {
+                reply.token = Some(raw(p));
+            }
+            rc
+        }
+        Call::MemClose { key } => {
+            let kb = key_buf(key.as_ref());
+            // SAFETY: NULL or a NUL-terminated buffer.
+            unsafe { aclrtIpcMemClose(key_ptr(kb.as_ref())) }
+        }
+        other => unreachable!("not a memory call: {other:?}"),
     }
 }
 

@@ -8,6 +8,21 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A pointer argument of a memory call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Ptr {
+    /// This value (`0` is NULL): a device address, or any other.
+    Addr(u64),
+    /// A host buffer of `len` bytes made for the call, holding
+    /// [`host_bytes`](crate::model::memory::host_bytes)`(seed, len)`.
+    Host {
+        /// What it holds.
+        seed: u8,
+        /// Its length.
+        len: u64,
+    },
+}
+
 /// One C call, with the arguments exactly as C passes them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[allow(missing_docs)]
@@ -93,6 +108,58 @@ pub enum Call {
         key: Option<Vec<u8>>,
         flags: u64,
     },
+    Malloc {
+        null: bool,
+        size: u64,
+        policy: u32,
+    },
+    Free {
+        ptr: Ptr,
+    },
+    MemInfo {
+        attr: u32,
+        null_free: bool,
+        null_total: bool,
+    },
+    /// `stream: None` is `aclrtMemcpy`, else `aclrtMemcpyAsync` on that stream.
+    Memcpy {
+        dst: Ptr,
+        dest_max: u64,
+        src: Ptr,
+        count: u64,
+        kind: u32,
+        stream: Option<u64>,
+    },
+    /// `stream: None` is `aclrtMemset`, else `aclrtMemsetAsync` on that stream.
+    Memset {
+        ptr: Ptr,
+        max: u64,
+        value: i32,
+        count: u64,
+        stream: Option<u64>,
+    },
+    /// A key buffer of `len` bytes, or NULL with `len`.
+    MemExport {
+        ptr: Ptr,
+        size: u64,
+        null: bool,
+        len: usize,
+        flags: u64,
+    },
+    /// `key` as for [`Call::Import`]; `pids` `None`: a NULL array with count `null_num`.
+    MemSetPid {
+        key: Option<Vec<u8>>,
+        pids: Option<Vec<i32>>,
+        null_num: usize,
+    },
+    MemImport {
+        null_out: bool,
+        key: Option<Vec<u8>>,
+        flags: u64,
+    },
+    MemClose {
+        key: Option<Vec<u8>>,
+    },
 }
 
 /// What a call returned.
@@ -108,6 +175,10 @@ pub struct Reply {
     pub value: Option<i64>,
     /// The first bytes (at most 65) of an export's key buffer.
     pub key: Option<Vec<u8>>,
+    /// What a copy wrote into its host destination buffer (its first `count` bytes).
+    pub bytes: Option<Vec<u8>>,
+    /// `aclrtGetMemInfo`: (free, total).
+    pub mem_info: Option<(u64, u64)>,
     /// `aclGetRecentErrMsg` after a failure.
     pub message: Option<String>,
     /// A rule of §2 that the call itself broke, whatever its code (a code outside §2, a

@@ -10,10 +10,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use backend_sim::Snapshot;
 
-use crate::call::{Call, Reply};
+use crate::call::{Call, Ptr, Reply};
 use crate::keys;
 use crate::model::{
-    Array, Export, Hid, KeyArg, Model, Nid, NotifyArg, Op, Out, PidSym, Sid, StreamArg,
+    Array, Export, Hid, KeyArg, MemKeyArg, Mid, Model, Nid, NotifyArg, Op, Origin, Out, PidSym,
+    PtrArg, Sid, StreamArg, Xid,
 };
 
 /// What a token is.
@@ -35,12 +36,26 @@ pub struct Symbols {
     key_order: Vec<Nid>,
     ids: BTreeMap<Nid, u32>,
     pids: BTreeMap<PidSym, i32>,
+    /// M1/M5: the address each device range starts at.
+    ptrs: BTreeMap<Mid, u64>,
+    /// M6: every range each process (incarnation) was given: start, end, range.
+    ranges: BTreeMap<PidSym, Vec<(u64, u64, Mid)>>,
+    mem_keys: BTreeMap<Xid, Vec<u8>>,
+    mem_key_order: Vec<Xid>,
+    /// Whether M6's "never reuses a device address range while it lives" is checked across
+    /// the `aclInit` sessions of a process too (else within a session only). On by default;
+    /// the drivers of random sequences turn it off while the simulator reuses the addresses of
+    /// an earlier session (`m6_no_address_reuse_after_reinit` in tests/model.rs fails on it).
+    pub m6_across_sessions: bool,
 }
 
 impl Symbols {
     /// An empty table.
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            m6_across_sessions: true,
+            ..Self::default()
+        }
     }
 
     /// The token of a handle.
@@ -66,6 +81,87 @@ impl Symbols {
     /// The id of a notify (`aclrtGetNotifyId`).
     pub fn id(&self, n: Nid) -> Option<u32> {
         self.ids.get(&n).copied()
+    }
+
+    /// The address a device range starts at.
+    pub fn ptr(&self, m: Mid) -> Option<u64> {
+        self.ptrs.get(&m).copied()
+    }
+
+    /// The key text of an IPC memory export.
+    pub fn mem_key(&self, x: Xid) -> Option<&[u8]> {
+        self.mem_keys.get(&x).map(Vec::as_slice)
+    }
+
+    /// The memory exports, in the order they were made.
+    pub fn mem_exported(&self) -> &[Xid] {
+        &self.mem_key_order
+    }
+
+    /// The model's name for a raw pointer value passed by process `p`: NULL, a byte of a range
+    /// the model knows (of `p`'s current session first, then any other), or a wild value.
+    pub fn classify_ptr(&self, model: &Model, p: usize, raw: u64) -> PtrArg {
+        if raw == 0 {
+            return PtrArg::Null;
+        }
+        let inside = |m: &Mid| {
+            let (start, len) = (self.ptrs[m], model.regions()[m].len);
+            (start..start.saturating_add(len)).contains(&raw)
+        };
+        let known: Vec<Mid> = self
+            .ptrs
+            .keys()
+            .copied()
+            .filter(|m| model.regions().contains_key(m))
+            .collect();
+        known
+            .iter()
+            .find(|m| model.is_session_region(p, **m) && model.regions()[*m].live && inside(m))
+            .or_else(|| {
+                known
+                    .iter()
+                    .find(|m| model.is_session_region(p, **m) && inside(m))
+            })
+            .or_else(|| known.iter().find(|m| inside(m)))
+            .map_or(PtrArg::Wild(raw), |&m| PtrArg::Dev(m, raw - self.ptrs[&m]))
+    }
+
+    /// The model's name for the key argument of a memory call (these bytes followed by a NUL).
+    pub fn classify_mem_key(&self, bytes: Option<&[u8]>) -> MemKeyArg {
+        let Some(bytes) = bytes else {
+            return MemKeyArg::Null;
+        };
+        let text = keys::import_text(bytes);
+        let is = |k: &Vec<u8>| text.as_deref() == Some(k.as_slice());
+        if let Some((&x, _)) = self.mem_keys.iter().find(|(_, k)| is(k)) {
+            return MemKeyArg::Known(x);
+        }
+        if let Some((&n, _)) = self.keys.iter().find(|(_, k)| is(k)) {
+            return MemKeyArg::Notify(n);
+        }
+        MemKeyArg::Other(bytes.to_vec())
+    }
+
+    fn ptr_arg(&self, a: &PtrArg) -> Ptr {
+        match a {
+            PtrArg::Null => Ptr::Addr(0),
+            PtrArg::Dev(m, off) => Ptr::Addr(self.ptrs[m].wrapping_add(*off)),
+            PtrArg::Host { seed, len } => Ptr::Host {
+                seed: *seed,
+                len: *len,
+            },
+            PtrArg::Wild(raw) => Ptr::Addr(*raw),
+        }
+    }
+
+    fn mem_key_arg(&self, k: &MemKeyArg) -> Option<Vec<u8>> {
+        match k {
+            MemKeyArg::Null => None,
+            MemKeyArg::Known(x) => Some(self.mem_keys[x].clone()),
+            MemKeyArg::Forged(x) => Some(forged(&self.mem_keys[x])),
+            MemKeyArg::Notify(n) => Some(self.keys[n].clone()),
+            MemKeyArg::Other(bytes) => Some(bytes.clone()),
+        }
     }
 
     /// The bare tgid behind a pid symbol.
@@ -200,6 +296,47 @@ impl Symbols {
                 key: KeyArg::Known(k) | KeyArg::Forged(k),
                 ..
             } => self.keys.contains_key(k),
+            Op::Free { ptr, .. } | Op::Memset { ptr, .. } | Op::MemExport { ptr, .. } => {
+                self.can_ptr(ptr) && self.can_stream_of(op)
+            }
+            Op::Memcpy { dst, src, .. } => {
+                self.can_ptr(dst) && self.can_ptr(src) && self.can_stream_of(op)
+            }
+            Op::MemSetPid { key, pids, .. } => {
+                self.can_mem_key(key)
+                    && match pids {
+                        Array::Null { .. } => true,
+                        Array::Items(v) => v.iter().all(|&p| self.pid(p).is_some()),
+                    }
+            }
+            Op::MemImport { key, .. } | Op::MemClose { key, .. } => self.can_mem_key(key),
+            _ => true,
+        }
+    }
+
+    fn can_ptr(&self, a: &PtrArg) -> bool {
+        match a {
+            PtrArg::Dev(m, _) => self.ptrs.contains_key(m),
+            _ => true,
+        }
+    }
+
+    fn can_mem_key(&self, k: &MemKeyArg) -> bool {
+        match k {
+            MemKeyArg::Known(x) | MemKeyArg::Forged(x) => self.mem_keys.contains_key(x),
+            MemKeyArg::Notify(n) => self.keys.contains_key(n),
+            _ => true,
+        }
+    }
+
+    fn can_stream_of(&self, op: &Op) -> bool {
+        let stream = match op {
+            Op::Memcpy { stream, .. } | Op::Memset { stream, .. } => stream.as_ref(),
+            _ => None,
+        };
+        match stream {
+            Some(StreamArg::Stream(s)) => self.stream_tokens.contains_key(s),
+            Some(StreamArg::Notify(h)) => self.notify_tokens.contains_key(h),
             _ => true,
         }
     }
@@ -310,7 +447,148 @@ impl Symbols {
                 },
                 flags: *flags,
             },
+            Op::Malloc {
+                null, size, policy, ..
+            } => Call::Malloc {
+                null: *null,
+                size: *size,
+                policy: *policy,
+            },
+            Op::Free { ptr, .. } => Call::Free {
+                ptr: self.ptr_arg(ptr),
+            },
+            Op::MemInfo {
+                attr,
+                null_free,
+                null_total,
+                ..
+            } => Call::MemInfo {
+                attr: *attr,
+                null_free: *null_free,
+                null_total: *null_total,
+            },
+            Op::Memcpy {
+                dst,
+                dest_max,
+                src,
+                count,
+                kind,
+                stream,
+                ..
+            } => Call::Memcpy {
+                dst: self.ptr_arg(dst),
+                dest_max: *dest_max,
+                src: self.ptr_arg(src),
+                count: *count,
+                kind: *kind,
+                stream: stream.as_ref().map(|s| self.s(s)),
+            },
+            Op::Memset {
+                ptr,
+                max,
+                value,
+                count,
+                stream,
+                ..
+            } => Call::Memset {
+                ptr: self.ptr_arg(ptr),
+                max: *max,
+                value: *value,
+                count: *count,
+                stream: stream.as_ref().map(|s| self.s(s)),
+            },
+            Op::MemExport {
+                ptr,
+                size,
+                buf,
+                flags,
+                ..
+            } => Call::MemExport {
+                ptr: self.ptr_arg(ptr),
+                size: *size,
+                null: buf.null,
+                len: buf.len,
+                flags: *flags,
+            },
+            Op::MemSetPid { key, pids, .. } => match pids {
+                Array::Null { num } => Call::MemSetPid {
+                    key: self.mem_key_arg(key),
+                    pids: None,
+                    null_num: *num,
+                },
+                Array::Items(v) => Call::MemSetPid {
+                    key: self.mem_key_arg(key),
+                    pids: Some(v.iter().map(pid).collect()),
+                    null_num: 0,
+                },
+            },
+            Op::MemImport {
+                null_out,
+                key,
+                flags,
+                ..
+            } => Call::MemImport {
+                null_out: *null_out,
+                key: self.mem_key_arg(key),
+                flags: *flags,
+            },
+            Op::MemClose { key, .. } => Call::MemClose {
+                key: self.mem_key_arg(key),
+            },
         })
+    }
+
+    /// M1, M5, M6: a new device range's address: not NULL, an allocation on a page boundary of
+    /// its page size, never overlapping a range its process was given before (freed and
+    /// closed ones included), an import never at the exporter's address for the memory.
+    fn fresh_range(&mut self, model: &Model, m: Mid, token: Option<u64>) -> Result<(), String> {
+        let addr = token.ok_or("succeeded without an address")?;
+        if addr == 0 {
+            return Err("M1: succeeded with a NULL address".into());
+        }
+        let r = &model.regions()[&m];
+        let owner = PidSym::Proc {
+            p: r.owner,
+            incarnation: r.incarnation,
+        };
+        match r.origin {
+            Origin::Alloc => {
+                if !addr.is_multiple_of(r.page) {
+                    return Err(format!(
+                        "M1: allocation {addr:#x} does not start on a boundary of its {}-byte \
+                         pages",
+                        r.page
+                    ));
+                }
+            }
+            Origin::Import { alloc, offset, .. } => {
+                if let Some(&a) = self.ptrs.get(&alloc)
+                    && a.wrapping_add(offset) == addr
+                {
+                    return Err(format!(
+                        "M5: the import is mapped at {addr:#x}, the exporter's address for the \
+                         same memory"
+                    ));
+                }
+            }
+        }
+        let end = addr.saturating_add(r.len);
+        let across = self.m6_across_sessions;
+        let given = self.ranges.entry(owner).or_default();
+        let same_session = |old: &Mid| across || model.regions()[old].session == r.session;
+        if let Some(&(s, e, old)) = given
+            .iter()
+            .find(|&&(s, e, old)| addr < e && s < end && same_session(&old))
+        {
+            return Err(format!(
+                "M6: {m:?} at {addr:#x}..{end:#x} reuses addresses {s:#x}..{e:#x} that {old:?} \
+                 of the same process had (a process never reuses a device address range while \
+                 it lives)"
+            ));
+        }
+        given.push((addr, end, m));
+        self.ptrs.insert(m, addr);
+        Ok(())
     }
 
     fn fresh_token(&mut self, what: &str, token: Option<u64>, t: Token) -> Result<(), String> {
@@ -418,6 +696,65 @@ impl Symbols {
                         "aclrtDeviceCanAccessPeer wrote {:?}, not {}",
                         reply.value,
                         i64::from(*b)
+                    ));
+                }
+            }
+            Out::Ptr(m) => {
+                self.fresh_range(model, *m, reply.token)
+                    .map_err(|e| format!("{op:?}: {e}"))?;
+            }
+            Out::MemKey(x) => {
+                let buf = reply
+                    .key
+                    .as_deref()
+                    .ok_or_else(|| format!("{op:?}: no key"))?;
+                let text = keys::c_key_text(buf).ok_or_else(|| {
+                    format!("M3: the exported key is not NUL-terminated: {buf:?}")
+                })?;
+                if !keys::valid_key_text(text) || !keys::sim_mem_key_format(text) {
+                    return Err(format!(
+                        "M3: the exported key {:?} is not a printable sim memory key",
+                        String::from_utf8_lossy(text)
+                    ));
+                }
+                let taken = self.mem_keys.values().chain(self.keys.values());
+                if taken.into_iter().any(|k| k.as_slice() == text) {
+                    return Err(format!(
+                        "M3: the key of {x:?} was handed out before: {:?}",
+                        String::from_utf8_lossy(text)
+                    ));
+                }
+                self.mem_keys.insert(*x, text.to_vec());
+                self.mem_key_order.push(*x);
+            }
+            Out::MemInfo { free, total } => {
+                if reply.mem_info != Some((*free, *total)) {
+                    return Err(format!(
+                        "M1: aclrtGetMemInfo wrote (free, total) {:?}, the model's ({free}, \
+                         {total})",
+                        reply.mem_info
+                    ));
+                }
+            }
+            Out::Bytes(want) => {
+                let have = reply
+                    .bytes
+                    .as_deref()
+                    .ok_or_else(|| format!("{op:?}: no bytes"))?;
+                if have != want.as_slice() {
+                    let at = have
+                        .iter()
+                        .zip(want)
+                        .position(|(a, b)| a != b)
+                        .unwrap_or(have.len().min(want.len()));
+                    return Err(format!(
+                        "M2/M5: the copy read {} bytes that differ from the model's {} from byte \
+                         {at} ({:?} vs {:?}): what one side writes through the runtime, the \
+                         other reads",
+                        have.len(),
+                        want.len(),
+                        &have[at..have.len().min(at + 8)],
+                        &want[at..want.len().min(at + 8)],
                     ));
                 }
             }
@@ -621,6 +958,182 @@ impl Symbols {
             return Err(format!(
                 "R8: the model's {n:?} ({:?}) is not in the registry",
                 model.notifies()[n]
+            ));
+        }
+        self.check_memory(model, snap, &dead)
+    }
+
+    /// §5 in the registry: the device memory of the namespace, every allocation whose bytes are
+    /// held (device, size, owner while it owns it, live imports), every export still tracked
+    /// (device, range, exporter, open or closed, whitelist, importers), and the hazard counts.
+    /// While dead processes are not reclaimed (`dead`), what they held may still show.
+    fn check_memory(
+        &self,
+        model: &Model,
+        snap: &Snapshot,
+        dead: &BTreeSet<i32>,
+    ) -> Result<(), String> {
+        let cfg = model.config();
+        if snap.device_memory != cfg.device_memory {
+            return Err(format!(
+                "§4: the namespace has {} bytes of device memory per device, the model {}",
+                snap.device_memory, cfg.device_memory
+            ));
+        }
+        let hz = model.hazards();
+        let have = (
+            snap.hazards.exporter_closed_first,
+            snap.hazards.freed_while_imported,
+        );
+        if have != (hz.exporter_closed_first, hz.freed_while_imported) {
+            return Err(format!(
+                "M6: the registry counts hazards (exporter closed first, freed while imported) \
+                 {have:?}, the model {:?}",
+                (hz.exporter_closed_first, hz.freed_while_imported)
+            ));
+        }
+        let tgid = |s: PidSym| self.pid(s).ok_or_else(|| format!("no bare tgid for {s:?}"));
+        let lag = !dead.is_empty();
+        let is_dead = |t: Option<i32>| t.is_some_and(|t| dead.contains(&t));
+
+        // Allocations.
+        let mut want = Vec::new();
+        for (&m, mem) in model.memories() {
+            let owner = if mem.freed {
+                None
+            } else {
+                Some(tgid(mem.owner)?)
+            };
+            want.push((m, mem.device as u32, mem.len, owner, mem.imports));
+        }
+        let mut left: Vec<&backend_sim::inspect::AllocInfo> = snap.allocations.iter().collect();
+        let mut missing = Vec::new();
+        for w in &want {
+            let exact = |a: &&backend_sim::inspect::AllocInfo| {
+                (a.device, a.size, a.owner, a.imports) == (w.1, w.2, w.3, w.4)
+            };
+            match left.iter().position(exact) {
+                Some(i) => drop(left.remove(i)),
+                None => missing.push(w),
+            }
+        }
+        for w in missing {
+            // R9: the registry may still count a dead owner or dead importers.
+            let loose = |a: &&backend_sim::inspect::AllocInfo| {
+                lag && (a.device, a.size) == (w.1, w.2)
+                    && (a.owner == w.3 || is_dead(a.owner))
+                    && a.imports >= w.4
+            };
+            match left.iter().position(loose) {
+                Some(i) => drop(left.remove(i)),
+                None => {
+                    return Err(format!(
+                        "M1/M6: the model's allocation {:?} (device {}, {} bytes, owner {:?}, {} \
+                         imports) is not in the registry: {:?}",
+                        w.0, w.1, w.2, w.3, w.4, snap.allocations
+                    ));
+                }
+            }
+        }
+        if let Some(a) = left
+            .iter()
+            .find(|a| !(lag && (a.owner.is_none() || is_dead(a.owner))))
+        {
+            return Err(format!(
+                "M6: the registry holds an allocation the model released or never made: {a:?} \
+                 (model: {want:?})"
+            ));
+        }
+
+        // Exports.
+        type WantExport = (
+            Xid,
+            u32,
+            u64,
+            u64,
+            i32,
+            String,
+            Vec<i32>,
+            BTreeSet<i32>,
+            bool,
+        );
+        let mut want: Vec<WantExport> = Vec::new();
+        for (&x, ex) in model.mem_exports() {
+            let device = model
+                .memories()
+                .get(&ex.alloc)
+                .map(|m| m.device as u32)
+                .ok_or_else(|| format!("harness: {x:?} names a released allocation"))?;
+            let open_name = if ex.disable { "any-pid" } else { "whitelist" };
+            let state = if ex.open { open_name } else { "closed" };
+            let whitelist = ex
+                .whitelist
+                .iter()
+                .map(|&s| tgid(s))
+                .collect::<Result<_, _>>()?;
+            let importers = ex
+                .imports
+                .iter()
+                .map(|m| {
+                    let r = &model.regions()[m];
+                    tgid(PidSym::Proc {
+                        p: r.owner,
+                        incarnation: r.incarnation,
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            want.push((
+                x,
+                device,
+                ex.offset,
+                ex.size,
+                tgid(ex.exporter_pid)?,
+                state.to_owned(),
+                whitelist,
+                importers,
+                ex.closed_by_death == Some(true),
+            ));
+        }
+        let mut left: Vec<&backend_sim::inspect::ExportInfo> = snap.exports.iter().collect();
+        let mut missing = Vec::new();
+        for w in &want {
+            let exact = |e: &&backend_sim::inspect::ExportInfo| {
+                let importers: BTreeSet<i32> = e.importers.iter().copied().collect();
+                (e.device, e.offset, e.size, e.exporter) == (w.1, w.2, w.3, w.4)
+                    && e.state == w.5
+                    && e.whitelist == w.6
+                    && importers == w.7
+            };
+            match left.iter().position(exact) {
+                Some(i) => drop(left.remove(i)),
+                None => missing.push(w),
+            }
+        }
+        for w in missing {
+            let loose = |e: &&backend_sim::inspect::ExportInfo| {
+                let importers: BTreeSet<i32> = e.importers.iter().copied().collect();
+                lag && (e.device, e.offset, e.size, e.exporter) == (w.1, w.2, w.3, w.4)
+                    && (e.state == w.5 || (w.8 && dead.contains(&w.4)))
+                    && e.whitelist == w.6
+                    && w.7.is_subset(&importers)
+                    && importers.difference(&w.7).all(|t| dead.contains(t))
+            };
+            match left.iter().position(loose) {
+                Some(i) => drop(left.remove(i)),
+                None => {
+                    return Err(format!(
+                        "M3-M6: the model's export {:?} (device {}, bytes {}..+{}, exporter {}, \
+                         {}, whitelist {:?}, importers {:?}) is not in the registry: {:?}",
+                        w.0, w.1, w.2, w.3, w.4, w.5, w.6, w.7, snap.exports
+                    ));
+                }
+            }
+        }
+        if let Some(e) = left.iter().find(|e| {
+            !(lag && (dead.contains(&e.exporter) || e.importers.iter().any(|t| dead.contains(t))))
+        }) {
+            return Err(format!(
+                "M6: the registry tracks an export the model does not: {e:?} (model: {want:?})"
             ));
         }
         Ok(())

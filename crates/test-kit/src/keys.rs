@@ -38,6 +38,34 @@ pub fn sim_key_format(text: &[u8]) -> bool {
         })
 }
 
+/// The prefix of the simulator's IPC memory keys (M3: told apart from notify keys).
+pub const SIM_MEM_PREFIX: &[u8] = b"anm1-";
+
+/// The simulator's IPC memory key format (M3): `anm1-<16 hex>-<4 hex>-<8 hex>-<16 hex>`,
+/// lowercase hex (namespace hash, export index, generation, secret).
+pub fn sim_mem_key_format(text: &[u8]) -> bool {
+    let Some(rest) = text.strip_prefix(SIM_MEM_PREFIX) else {
+        return false;
+    };
+    let parts: Vec<&[u8]> = rest.split(|&b| b == b'-').collect();
+    parts.len() == 4
+        && parts.iter().zip([16, 4, 8, 16]).all(|(p, n)| {
+            p.len() == n
+                && p.iter()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+        })
+}
+
+/// The code a memory call (M4–M6) gets from the format of the key `bytes` (followed by a NUL)
+/// alone: `Some(107000)` when it is malformed or not a memory key (a notify key among them,
+/// M3), `None` when it is well formed and resolution decides.
+pub fn mem_format_code(bytes: &[u8]) -> Option<i32> {
+    match import_text(bytes) {
+        Some(text) if valid_key_text(&text) && sim_mem_key_format(&text) => None,
+        _ => Some(notify_api::AclError::RT_PARAM_INVALID.raw()),
+    }
+}
+
 /// The C string an import reads from `bytes` followed by a NUL (the buffer an import key
 /// argument stands for, [`crate::model::KeyArg::Other`]).
 pub fn import_text(bytes: &[u8]) -> Option<Vec<u8>> {
@@ -86,6 +114,14 @@ mod tests {
         assert_eq!(
             format_code(b"ans1-0123456789abcdef-00000a-00000001-fedcba9876543210"),
             None
+        );
+        let mem = b"anm1-0123456789abcdef-000a-00000001-fedcba9876543210";
+        assert!(sim_mem_key_format(mem) && !sim_key_format(mem));
+        assert_eq!(mem_format_code(mem), None);
+        assert_eq!(
+            mem_format_code(b"ans1-0123456789abcdef-00000a-00000001-fedcba9876543210"),
+            Some(107_000),
+            "M3: a notify key is no memory key"
         );
         assert!(cites_rule("R7: not whitelisted"));
         assert!(cites_rule("R15: NULL"));

@@ -10,7 +10,9 @@
 use std::path::PathBuf;
 
 use backend_sim::testing::{RoleSpawner, ScopedNamespace, child_role};
-use test_kit::fuzz::{self, FUZZ_CAPACITY, FUZZ_DEVICES, panic_text, read_corpus};
+use test_kit::fuzz::{
+    self, FUZZ_CAPACITY, FUZZ_DEVICE_MEMORY, FUZZ_DEVICES, panic_text, read_corpus,
+};
 
 /// `fuzz/corpus/<target>/` of this repository (a test may name a path of the repository; the
 /// libraries may not).
@@ -56,10 +58,16 @@ fn replay(target: &str) {
     // Fail here, in the parent, if the corpus is missing or empty.
     let count = read_corpus(&corpus_dir(target)).len();
     let ns = ScopedNamespace::new(&format!("fuzz-{target}")).with_size(FUZZ_DEVICES, FUZZ_CAPACITY);
-    RoleSpawner::new("child", &ns).run(target).assert_passed(
-        &format!("replaying fuzz/corpus/{target} ({count} files)"),
-        &format!("{target}: all passed"),
-    );
+    RoleSpawner::new("child", &ns)
+        .with_env(&[(
+            backend_sim::ENV_DEVICE_MEMORY,
+            &FUZZ_DEVICE_MEMORY.to_string(),
+        )])
+        .run(target)
+        .assert_passed(
+            &format!("replaying fuzz/corpus/{target} ({count} files)"),
+            &format!("{target}: all passed"),
+        );
     println!("replayed {count} inputs of fuzz/corpus/{target}");
 }
 
@@ -136,10 +144,13 @@ fn registry_attach_f1_is_refused() {
 #[ignore = "regenerates fuzz/corpus/*/seed-*"]
 fn write_fuzz_seeds() {
     fuzz::write_seeds(&corpus_dir("key_parse"), &fuzz::key_parse::seeds());
-    fuzz::write_seeds(
-        &corpus_dir("c_abi_sequence"),
-        &fuzz::c_abi_sequence::seeds(),
-    );
+    let cabi = corpus_dir("c_abi_sequence");
+    fuzz::write_seeds(&cabi, &fuzz::c_abi_sequence::seeds());
+    std::fs::write(
+        cabi.join("crash-m1-malloc-size-max"),
+        fuzz::c_abi_sequence::m1_size_max_input(),
+    )
+    .unwrap();
     let dir = corpus_dir("registry_attach");
     fuzz::write_seeds(&dir, &fuzz::registry_attach::seeds());
     std::fs::write(

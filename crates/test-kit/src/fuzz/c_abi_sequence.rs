@@ -23,8 +23,8 @@
 use crate::harness::Symbols;
 use crate::local::Local;
 use crate::model::{
-    Array, Buf, Config, Effect, Expect, KEY_BUF_MIN, KeyArg, NotifyArg, Op, Out, PidSym, Proc,
-    StreamArg,
+    Array, Buf, Config, Effect, Expect, KEY_BUF_MIN, KeyArg, MemKeyArg, Mid, NotifyArg, Op, Out,
+    PidSym, Proc, PtrArg, StreamArg,
 };
 
 use super::{Bytes, FUZZ_CAPACITY, FUZZ_DEVICES, namespace, trace};
@@ -37,6 +37,12 @@ const PEER: Proc = 1;
 const MAX_OPS: usize = 160;
 /// Opcodes, by the first byte of each step (modulo the count).
 const OPS: u8 = 27;
+/// First bytes that start a memory step (§5) instead: byte values that decoded as opcode 26
+/// (the no-op `aclGetRecentErrMsg`) and that no input of the corpus used as an opcode when the
+/// memory steps were added, so that every old input decodes to the same calls.
+pub const MEM_ESCAPES: [u8; 5] = [80, 107, 134, 161, 215];
+/// Memory steps, by the byte after the escape (modulo the count).
+const MEM_OPS: u8 = 14;
 
 /// The `c_abi_sequence` fuzz target (see the module docs). Panics on any difference from the
 /// model.
@@ -46,8 +52,15 @@ pub fn c_abi_sequence(data: &[u8]) {
         devices: FUZZ_DEVICES,
         capacity: FUZZ_CAPACITY,
         processes: 2,
+        device_memory: super::FUZZ_DEVICE_MEMORY,
+        // (m6_set_pid_reclaims_the_dead in tests/model.rs: an open sim bug)
+        set_pid_reclaims: false,
     };
     let mut w = Local::new(&ns, cfg, C, trace());
+    // The simulator reuses the device addresses of an earlier aclInit session of the process
+    // (M6; `m6_no_address_reuse_after_reinit` in tests/model.rs fails on it): checked within a
+    // session only, so that the fuzzer finds what else there is.
+    w.syms.m6_across_sessions = false;
     must(&mut w, &Op::Init { p: C });
     must(&mut w, &Op::BareTgid { p: C, null: false });
     w.attach_typed(PEER).unwrap_or_else(|e| panic!("{e}"));
@@ -187,7 +200,12 @@ fn tgid(w: &Local, p: Proc) -> i32 {
 }
 
 fn step(w: &mut Local, input: &mut Bytes<'_>) {
-    let op = input.u8() % OPS;
+    let first = input.u8();
+    if MEM_ESCAPES.contains(&first) {
+        mem_step(w, input);
+        return;
+    }
+    let op = first % OPS;
     let p = C;
     match op {
         0 => {
@@ -465,6 +483,353 @@ fn step(w: &mut Local, input: &mut Bytes<'_>) {
         _ => {
             let a = crate::cabi::err_msg();
             assert_eq!(crate::cabi::err_msg(), a, "reading the message changed it");
+        }
+    }
+}
+
+/// Every device range of P0 with a known address: (range, live in the current session).
+fn c_regions(w: &Local) -> Vec<(Mid, bool)> {
+    w.model
+        .regions()
+        .iter()
+        .filter(|(m, r)| r.owner == C && w.syms.ptr(**m).is_some())
+        .map(|(&m, r)| (m, r.live && w.model.is_session_region(C, m)))
+        .collect()
+}
+
+/// A pointer argument: `[kind, index, offset…]`; a host buffer of `count` bytes for kind 1.
+fn pick_ptr(w: &Local, input: &mut Bytes<'_>, count: u64) -> PtrArg {
+    let kind = input.u8();
+    let index = usize::from(input.u8());
+    let regions = c_regions(w);
+    let live: Vec<Mid> = regions.iter().filter(|r| r.1).map(|r| r.0).collect();
+    let any: Vec<Mid> = w
+        .model
+        .regions()
+        .keys()
+        .copied()
+        .filter(|m| w.syms.ptr(*m).is_some())
+        .collect();
+    let base = |m: Mid| w.syms.ptr(m).expect("known");
+    let raw = match kind % 8 {
+        0 => 0,
+        1 => {
+            return PtrArg::Host {
+                seed: input.u8(),
+                len: count,
+            };
+        }
+        2 => input.u64() | 1 << 47,
+        3 if !live.is_empty() => base(live[index % live.len()]) + u64::from(input.u16()),
+        7 if !any.is_empty() => base(any[index % any.len()]) + u64::from(input.u8()) * 4096,
+        _ if !live.is_empty() => {
+            let m = live[index % live.len()];
+            // The start mostly, else a page or a byte in.
+            base(m)
+                + match kind >> 4 {
+                    0..=9 => 0,
+                    10..=12 => 4096 * u64::from(input.u8() % 4),
+                    _ => u64::from(input.u8()),
+                }
+        }
+        _ => 0x7e57_0000_1000 + u64::from(input.u8()),
+    };
+    w.syms.classify_ptr(&w.model, C, raw)
+}
+
+/// A byte count: of a live range mostly, or small, a page, large, or arbitrary.
+fn pick_count(w: &Local, input: &mut Bytes<'_>) -> u64 {
+    let sel = input.u8();
+    let live: Vec<Mid> = c_regions(w).iter().filter(|r| r.1).map(|r| r.0).collect();
+    match sel % 8 {
+        0 | 1 => 1 + u64::from(input.u8()),
+        2 => 4096,
+        3 if !live.is_empty() => w.model.regions()[&live[usize::from(sel) % live.len()]].len,
+        4 => 0,
+        5 => u64::from(input.u32()) % (10 << 20),
+        6 => 2 << 20,
+        _ => 1 + u64::from(input.u16()),
+    }
+}
+
+/// A memory key: NULL, raw bytes, a known memory key (maybe edited), a notify key.
+fn pick_mem_key(w: &Local, input: &mut Bytes<'_>) -> MemKeyArg {
+    let sel = input.u8();
+    let keys = w.syms.mem_exported();
+    let known = |i: u8| -> Option<Vec<u8>> {
+        (!keys.is_empty()).then(|| {
+            w.syms
+                .mem_key(keys[usize::from(i) % keys.len()])
+                .expect("exported")
+                .to_vec()
+        })
+    };
+    let bytes = match sel % 8 {
+        0 => None,
+        1 => {
+            let len = usize::from(input.u8() % 80);
+            Some(input.take(len))
+        }
+        2 => {
+            let mut k = known(input.u8()).unwrap_or_default();
+            let pos = usize::from(input.u8()) % KEY_BUF_MIN;
+            let byte = input.u8();
+            if k.len() <= pos {
+                k.resize(pos + 1, b'0');
+            }
+            k[pos] = byte;
+            Some(k)
+        }
+        3 => {
+            let notify = w.syms.exported();
+            let i = usize::from(input.u8());
+            Some(
+                notify
+                    .get(i % notify.len().max(1))
+                    .and_then(|&n| w.syms.key(n))
+                    .map_or(b"anm1-".to_vec(), <[u8]>::to_vec),
+            )
+        }
+        _ => Some(known(input.u8()).unwrap_or_default()),
+    };
+    w.syms.classify_mem_key(bytes.as_deref())
+}
+
+/// A memory step (§5) of P0: `[escape, opcode % 14, arguments…]`.
+fn mem_step(w: &mut Local, input: &mut Bytes<'_>) {
+    let p = C;
+    let op = input.u8() % MEM_OPS;
+    match op {
+        0 | 13 => {
+            let null = input.u8().is_multiple_of(32);
+            let size = match input.u8() % 10 {
+                0 => 1,
+                1 => 4096,
+                2 => 4097,
+                3 => 2 << 20,
+                4 => (2 << 20) + 1,
+                5 => 8 << 20,
+                6 => 9 << 20,
+                7 => input.u64(),
+                8 => u64::MAX,
+                _ => 1 + u64::from(input.u16()),
+            };
+            let policy = match input.u8() % 8 {
+                0..=4 => u32::from(input.u8() % 8),
+                5 => 8 + u32::from(input.u8()),
+                6 => 0x100 | u32::from(input.u8() % 8),
+                _ => input.u32(),
+            };
+            run(
+                w,
+                &Op::Malloc {
+                    p,
+                    null,
+                    size,
+                    policy,
+                },
+            );
+        }
+        1 => {
+            let ptr = pick_ptr(w, input, 0);
+            run(w, &Op::Free { p, ptr });
+        }
+        2 => {
+            let nulls = input.u8();
+            let attr = if nulls & 0x80 != 0 {
+                input.u32()
+            } else {
+                u32::from(nulls % 20)
+            };
+            run(
+                w,
+                &Op::MemInfo {
+                    p,
+                    attr,
+                    null_free: nulls & 0x60 == 0x20,
+                    null_total: nulls & 0x60 == 0x40,
+                },
+            );
+        }
+        3 | 4 | 12 => {
+            let count = pick_count(w, input);
+            let dst = pick_ptr(w, input, count);
+            let src = pick_ptr(w, input, count);
+            let sel = input.u8();
+            let kind = match sel % 16 {
+                0..=7 => u32::from(sel % 8),
+                8..=11 => 4,
+                12 => 3,
+                13 => 1,
+                14 => 2,
+                _ => input.u32(),
+            };
+            let dest_max = if sel & 0x80 != 0 {
+                count.saturating_sub(1)
+            } else {
+                count
+            };
+            let stream = (op == 4).then(|| pick_stream(w, input));
+            run(
+                w,
+                &Op::Memcpy {
+                    p,
+                    dst,
+                    dest_max,
+                    src,
+                    count,
+                    kind,
+                    stream,
+                },
+            );
+        }
+        5 | 6 => {
+            let count = pick_count(w, input);
+            let ptr = pick_ptr(w, input, count);
+            let sel = input.u8();
+            let value = if sel & 1 == 0 {
+                i32::from(sel)
+            } else {
+                input.u32() as i32
+            };
+            let max = if sel & 0x80 != 0 {
+                count.saturating_sub(1)
+            } else {
+                count
+            };
+            let stream = (op == 6).then(|| pick_stream(w, input));
+            run(
+                w,
+                &Op::Memset {
+                    p,
+                    ptr,
+                    max,
+                    value,
+                    count,
+                    stream,
+                },
+            );
+        }
+        7 => {
+            let ptr = pick_ptr(w, input, 0);
+            let sel = input.u8();
+            let size = match sel % 8 {
+                0..=2 => 4096 * u64::from(1 + input.u8() % 4),
+                3 => 2 << 20,
+                4 => 0,
+                5 => 1 + u64::from(input.u16()),
+                _ => match ptr {
+                    PtrArg::Dev(m, off) => w.model.regions()[&m].len.saturating_sub(off),
+                    _ => 4096,
+                },
+            };
+            let len_sel = input.u8();
+            let buf = Buf {
+                null: len_sel.is_multiple_of(32),
+                len: match len_sel % 4 {
+                    1 => usize::from(input.u8() % 80),
+                    2 => 200,
+                    _ => KEY_BUF_MIN,
+                },
+            };
+            let flags = match input.u8() % 5 {
+                0 | 1 => 0,
+                2 | 3 => 1,
+                _ => input.u64(),
+            };
+            run(
+                w,
+                &Op::MemExport {
+                    p,
+                    ptr,
+                    size,
+                    buf,
+                    flags,
+                },
+            );
+        }
+        8 => {
+            let key = pick_mem_key(w, input);
+            let mode = input.u8();
+            let count = usize::from(input.u8() % 40);
+            let pids: Vec<PidSym> = (0..count)
+                .map(|_| {
+                    let raw = match input.u8() % 8 {
+                        0 | 1 => tgid(w, C),
+                        2 => tgid(w, PEER),
+                        3 => 0,
+                        4 => -1 - i32::from(input.u8()),
+                        _ => 1 + i32::from(input.u8()) + 256 * i32::from(input.u8() % 4),
+                    };
+                    w.syms.classify_pid(raw)
+                })
+                .collect();
+            let pids = if mode.is_multiple_of(8) {
+                Array::Null {
+                    num: usize::from(input.u8()),
+                }
+            } else {
+                Array::Items(pids)
+            };
+            run(w, &Op::MemSetPid { p, key, pids });
+        }
+        9 => {
+            let null_out = input.u8().is_multiple_of(32);
+            let key = pick_mem_key(w, input);
+            let flags = match input.u8() % 5 {
+                0 | 1 => 0,
+                2 | 3 => 1,
+                _ => input.u64(),
+            };
+            run(
+                w,
+                &Op::MemImport {
+                    p,
+                    null_out,
+                    key,
+                    flags,
+                },
+            );
+        }
+        10 => {
+            let key = pick_mem_key(w, input);
+            run(w, &Op::MemClose { p, key });
+        }
+        // Write a pattern into a live range and read it back (M2).
+        _ => {
+            let live: Vec<Mid> = c_regions(w).iter().filter(|r| r.1).map(|r| r.0).collect();
+            if live.is_empty() {
+                return;
+            }
+            let m = live[usize::from(input.u8()) % live.len()];
+            let len = w.model.regions()[&m].len;
+            let count = (1 + u64::from(input.u16())).min(len);
+            let seed = input.u8();
+            let dev = PtrArg::Dev(m, 0);
+            for (dst, src, kind) in [
+                (dev.clone(), PtrArg::Host { seed, len: count }, 1),
+                (
+                    PtrArg::Host {
+                        seed: 0,
+                        len: count,
+                    },
+                    dev,
+                    4,
+                ),
+            ] {
+                run(
+                    w,
+                    &Op::Memcpy {
+                        p,
+                        dst,
+                        dest_max: count,
+                        src,
+                        count,
+                        kind,
+                        stream: None,
+                    },
+                );
+            }
         }
     }
 }
@@ -1010,5 +1375,194 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         "errmsg",
         &[op(26, &[]), set0.clone(), op(2, &[9]), op(26, &[])],
     );
+    mem_seeds(&mut add);
     s
+}
+
+/// The memory steps' seeds (§5): `[escape, opcode, arguments…]`.
+fn mem_seeds(add: &mut impl FnMut(&str, &[Vec<u8>])) {
+    let m = |code: u8, args: &[u8]| op(MEM_ESCAPES[4], &[&[code][..], args].concat());
+    let set0 = op(2, &[0]);
+    let set1 = op(2, &[1]);
+    // Pointers: [4, i] the start of live range i; [0xa4, i, k] k pages in; [0xd4, i, b] b
+    // bytes in; [7, i, k] any range i, k pages in; [1, i, seed] a host buffer; [0, 0] NULL.
+    let malloc_4k = m(0, &[1, 1, 0, 2]);
+    add(
+        "mem-malloc",
+        &[
+            malloc_4k.clone(),
+            set0.clone(),
+            m(2, &[1]),
+            m(0, &[0, 1, 0, 2]),
+            m(0, &[1, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]),
+            m(0, &[1, 0, 5, 0]),
+            m(0, &[1, 0, 0, 2]),
+            m(0, &[1, 2, 0, 2]),
+            m(0, &[1, 3, 0, 0]),
+            m(0, &[1, 0, 0, 1]),
+            m(0, &[1, 0, 0, 6]),
+            m(0, &[1, 5, 0, 2]),
+            m(0, &[1, 0, 6, 2]),
+            m(2, &[0x80, 0xff, 0xff, 0xff, 0xff]),
+            m(2, &[0x21]),
+            m(2, &[0x41]),
+            m(1, &[4, 0]),
+            m(1, &[7, 0, 0]),
+            m(1, &[0, 0]),
+            m(1, &[0xd4, 0, 1]),
+            m(1, &[2, 0, 1, 2, 3, 4, 5, 6, 7, 8]),
+        ],
+    );
+    let huge = m(0, &[1, 3, 0, 1]);
+    add(
+        "mem-fill",
+        &[
+            &[set0.clone()][..],
+            &vec![huge.clone(); 5],
+            &[m(2, &[1]), m(1, &[4, 0]), huge.clone(), m(2, &[1])],
+        ]
+        .concat(),
+    );
+    add(
+        "mem-copy-readback",
+        &[
+            set0.clone(),
+            m(0, &[1, 2, 0, 2]),
+            m(11, &[0, 0x00, 0x10, 7]),
+            m(3, &[2, 0xa4, 0, 1, 4, 0, 3]),
+            m(3, &[2, 1, 0, 0, 0xa4, 0, 1, 2]),
+            m(5, &[0, 9, 0xd4, 0, 3, 0x42]),
+            m(3, &[0, 15, 1, 0, 0, 4, 0, 4]),
+            m(5, &[0, 3, 4, 0, 0x01, 0xff, 0x01, 0, 0]),
+            m(3, &[0, 3, 1, 0, 0, 4, 0, 2]),
+            m(3, &[0, 3, 4, 0, 1, 0, 9, 4]),
+            m(3, &[0, 3, 1, 0, 0, 1, 0, 9, 0]),
+        ],
+    );
+    add(
+        "mem-copy-args",
+        &[
+            set0.clone(),
+            malloc_4k.clone(),
+            m(3, &[0, 3, 0, 0, 4, 0, 3]),
+            m(3, &[0, 3, 4, 0, 1, 0, 5, 0x81]),
+            m(3, &[0, 3, 4, 0, 1, 0, 5, 0x0f, 9, 0, 0, 0]),
+            m(3, &[0, 3, 4, 0, 1, 0, 5, 2]),
+            m(3, &[0, 3, 2, 0, 1, 2, 3, 4, 5, 6, 7, 8, 1, 0, 5, 1]),
+            m(3, &[5, 0x00, 0x20, 0, 0, 4, 0, 1, 0, 5, 1]),
+            m(3, &[4, 4, 0, 4, 0, 9]),
+            m(5, &[0, 3, 1, 0, 5, 2]),
+            m(5, &[0, 3, 2, 0, 1, 2, 3, 4, 5, 6, 7, 8, 2]),
+            m(4, &[0, 3, 4, 0, 1, 0, 5, 1, 0, 0]),
+            m(4, &[0, 3, 4, 0, 4, 0, 3, 4, 0, 1, 2, 3, 4, 5, 6, 7, 8]),
+            set1.clone(),
+            m(3, &[0, 3, 1, 0, 0, 4, 0, 2]),
+            m(5, &[0, 3, 4, 0, 2]),
+            op(15, &[0, 1]),
+            m(3, &[0, 3, 1, 0, 0, 4, 0, 2]),
+            m(5, &[0, 3, 4, 0, 2]),
+        ],
+    );
+    let mut many = vec![4, 0, 1, 32];
+    for k in 0..32u8 {
+        many.extend([5, k, 1]);
+    }
+    add(
+        "mem-export-whitelist",
+        &[
+            set0.clone(),
+            m(0, &[1, 9, 0xff, 0x2f, 0, 2]),
+            m(7, &[4, 0, 4, 0, 0]),
+            m(7, &[4, 0, 0, 1, 0, 0]),
+            m(7, &[0xa4, 0, 1, 0, 0, 0, 0]),
+            m(7, &[0xd4, 0, 1, 0, 0, 0, 0]),
+            m(7, &[0xa4, 0, 2, 0, 0, 1, 10, 0]),
+            m(7, &[0xa4, 0, 2, 0, 0, 0, 4, 8, 0, 0, 0, 0, 0, 0, 0]),
+            m(7, &[0, 0, 0, 0, 0, 0]),
+            m(7, &[0xa4, 0, 2, 0, 0, 0, 2]),
+            m(8, &[4, 0, 1, 1, 2]),
+            m(8, &[4, 0, 1, 2, 0, 3]),
+            m(8, &[4, 0, 1, 0]),
+            m(8, &[4, 0, 0, 1]),
+            m(8, &[4, 1, 1, 1, 2]),
+            m(8, &many),
+            m(8, &[4, 0, 1, 1, 4, 0]),
+            m(8, &[3, 0, 1, 1, 2]),
+            m(8, &[0, 1, 1, 2]),
+            m(8, &[2, 0, 10, b'f', 1, 1, 2]),
+        ],
+    );
+    add(
+        "mem-import-close",
+        &[
+            set0.clone(),
+            m(0, &[1, 9, 0xff, 0x2f, 0, 2]),
+            m(7, &[4, 0, 0, 1, 0, 0]),
+            m(9, &[1, 4, 0, 0]),
+            m(9, &[1, 4, 0, 4, 2, 0, 0, 0, 0, 0, 0, 0]),
+            m(9, &[0, 4, 0, 0]),
+            m(9, &[1, 2, 0, 51, b'g', 0]),
+            m(9, &[1, 2, 0, 10, b'f', 0]),
+            m(9, &[1, 0, 0]),
+            m(9, &[1, 1, 5, b'a', b'n', b'm', b'1', b'-', 0]),
+            create_export_notify(),
+            m(9, &[1, 3, 0, 0]),
+            m(10, &[2, 0, 51, b'z']),
+            m(10, &[0]),
+            m(10, &[3, 0]),
+            m(10, &[4, 0]),
+            m(10, &[4, 0]),
+            m(7, &[4, 0, 0, 1, 0, 2]),
+            m(1, &[4, 0]),
+            m(9, &[1, 4, 1, 0]),
+            m(10, &[4, 1]),
+        ],
+    );
+    add(
+        "mem-finalize-reinit",
+        &[
+            set0.clone(),
+            malloc_4k.clone(),
+            m(7, &[4, 0, 0, 0, 0, 0]),
+            op(1, &[]),
+            m(1, &[7, 0, 0]),
+            op(0, &[]),
+            set0.clone(),
+            m(1, &[7, 0, 0]),
+            m(10, &[4, 0]),
+            m(3, &[0, 3, 7, 0, 0, 1, 0, 5, 1]),
+            malloc_4k.clone(),
+            m(11, &[0, 0, 0x10, 3]),
+            m(2, &[1]),
+        ],
+    );
+    add(
+        "mem-async",
+        &[
+            set0.clone(),
+            m(0, &[1, 2, 0, 2]),
+            m(6, &[2, 4, 0, 0x10, 0, 0]),
+            m(4, &[2, 0xa4, 0, 1, 4, 0, 3, 0, 0]),
+            m(3, &[2, 1, 0, 0, 0xa4, 0, 1, 2]),
+            op(17, &[1]),
+            m(6, &[0, 7, 4, 0, 0x20, 7, 0]),
+            m(3, &[0, 7, 1, 0, 0, 4, 0, 2]),
+            set1.clone(),
+            m(6, &[0, 7, 4, 0, 0x20, 7, 0]),
+            m(6, &[0, 7, 4, 0, 0x20, 0, 0]),
+        ],
+    );
+}
+
+/// Finding M1-MAX (docs/FUZZING.md): `aclrtMalloc` of `SIZE_MAX` bytes panics in the simulator
+/// (rounding up to the page size overflows) and answers 507000; M1 says a device with no room
+/// for the allocation answers 207001. `fuzz/corpus/c_abi_sequence/crash-m1-malloc-size-max`.
+pub fn m1_size_max_input() -> Vec<u8> {
+    [op(2, &[0]), op(MEM_ESCAPES[4], &[0, 1, 8, 0, 2])].concat()
+}
+
+/// A notify created and exported (flags 0x2) on the current device, for the memory seeds
+/// that pass a notify key where a memory key belongs (M3).
+fn create_export_notify() -> Vec<u8> {
+    [op(6, &[1, 0]), op(12, &[0x14, 0, 4, 2])].concat()
 }

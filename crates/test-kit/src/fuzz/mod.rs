@@ -25,18 +25,23 @@ pub use c_abi_sequence::c_abi_sequence;
 pub use key_parse::key_parse;
 pub use registry_attach::registry_attach;
 
-use backend_sim::{ENV_CAPACITY, ENV_DEVICES, ENV_NAMESPACE};
+use backend_sim::{ENV_CAPACITY, ENV_DEVICE_MEMORY, ENV_DEVICES, ENV_NAMESPACE};
 
 /// Devices of the namespace [`use_private_namespace`] configures.
 pub const FUZZ_DEVICES: u32 = 4;
 /// Notifies per device of that namespace: small, so that inputs reach R11 (207009).
 pub const FUZZ_CAPACITY: u32 = 8;
 
+/// Device memory per device of that namespace (M1): four huge-page allocations fill a device,
+/// so that inputs reach 207001.
+pub const FUZZ_DEVICE_MEMORY: u64 = 8 << 20;
+
 /// `ASCEND_NOTIFY_FUZZ_TRACE=1`: print every step, its code and the model's, on stderr.
 pub const ENV_TRACE: &str = "ASCEND_NOTIFY_FUZZ_TRACE";
 
 /// Points `ASCEND_NOTIFY_SIM_*` at a namespace of this process's own (`fz-<label>-<pid>`,
-/// [`FUZZ_DEVICES`] × [`FUZZ_CAPACITY`]) and removes any leftover of it.
+/// [`FUZZ_DEVICES`] × [`FUZZ_CAPACITY`], [`FUZZ_DEVICE_MEMORY`]) and removes any leftover of
+/// it.
 ///
 /// # Safety
 /// Changes the environment: no other thread may read or write it concurrently (call it first
@@ -48,6 +53,7 @@ pub unsafe fn use_private_namespace(label: &str) {
         std::env::set_var(ENV_NAMESPACE, &ns);
         std::env::set_var(ENV_DEVICES, FUZZ_DEVICES.to_string());
         std::env::set_var(ENV_CAPACITY, FUZZ_CAPACITY.to_string());
+        std::env::set_var(ENV_DEVICE_MEMORY, FUZZ_DEVICE_MEMORY.to_string());
     }
     let _ = backend_sim::remove_namespace(&ns);
 }
