@@ -1,16 +1,13 @@
 //! `libacl_rt.so` exports exactly the ACL symbols of `libascendcl.so`: every function of the
 //! ABI manifest (SEMANTICS.md §1, §5, §6), defined, and nothing else under an `acl` name.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-/// `target/<profile>/deps`, where `cargo test` builds this crate's cdylib next to the test
-/// binary (fresh: it is this test's own library).
-fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary knows its path");
-    exe.parent()
-        .expect("the test binary lives in target/<profile>/deps")
-        .to_path_buf()
+/// `target/<profile>`, holding both libraries as `cargo build` makes them (built here when
+/// missing or stale: `cargo test` does not build a cdylib-only package's library).
+fn lib_dir() -> &'static Path {
+    test_kit::libs::sim_lib_dir()
 }
 
 /// The defined dynamic symbols whose names start with `acl`: `nm -D --defined-only`.
@@ -50,14 +47,6 @@ fn libacl_rt_exports_every_manifest_function() {
 fn libacl_rt_and_libascendcl_export_the_same_symbols() {
     let dir = lib_dir();
     let ascendcl = dir.join("libascendcl.so");
-    if !ascendcl.exists() {
-        // cargo builds only this package's dependencies' rlibs for `cargo test -p acl-rt-sim`.
-        eprintln!(
-            "skipped: {} is not built (run `cargo build -p ascendcl-sim` or test the workspace)",
-            ascendcl.display()
-        );
-        return;
-    }
     assert_eq!(
         acl_exports(&dir.join("libacl_rt.so")),
         acl_exports(&ascendcl)

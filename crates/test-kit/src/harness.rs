@@ -42,20 +42,12 @@ pub struct Symbols {
     ranges: BTreeMap<PidSym, Vec<(u64, u64, Mid)>>,
     mem_keys: BTreeMap<Xid, Vec<u8>>,
     mem_key_order: Vec<Xid>,
-    /// Whether M6's "never reuses a device address range while it lives" is checked across
-    /// the `aclInit` sessions of a process too (else within a session only). On by default;
-    /// the drivers of random sequences turn it off while the simulator reuses the addresses of
-    /// an earlier session (`m6_no_address_reuse_after_reinit` in tests/model.rs fails on it).
-    pub m6_across_sessions: bool,
 }
 
 impl Symbols {
     /// An empty table.
     pub fn new() -> Self {
-        Self {
-            m6_across_sessions: true,
-            ..Self::default()
-        }
+        Self::default()
     }
 
     /// The token of a handle.
@@ -573,13 +565,8 @@ impl Symbols {
             }
         }
         let end = addr.saturating_add(r.len);
-        let across = self.m6_across_sessions;
         let given = self.ranges.entry(owner).or_default();
-        let same_session = |old: &Mid| across || model.regions()[old].session == r.session;
-        if let Some(&(s, e, old)) = given
-            .iter()
-            .find(|&&(s, e, old)| addr < e && s < end && same_session(&old))
-        {
+        if let Some(&(s, e, old)) = given.iter().find(|&&(s, e, _)| addr < e && s < end) {
             return Err(format!(
                 "M6: {m:?} at {addr:#x}..{end:#x} reuses addresses {s:#x}..{e:#x} that {old:?} \
                  of the same process had (a process never reuses a device address range while \

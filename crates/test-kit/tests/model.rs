@@ -121,17 +121,12 @@ fn cfg() -> Config {
         capacity: CAPACITY,
         processes: NPROC,
         device_memory: DEVICE_MEMORY,
-        // M6 at whitelist calls is held by `m6_set_pid_reclaims_the_dead` (an open sim bug).
-        set_pid_reclaims: false,
     }
 }
 
-/// The contract's configuration, for the fixed sequences.
+/// The contract's configuration, for the fixed sequences (the same as the random ones').
 fn contract_cfg() -> Config {
-    Config {
-        set_pid_reclaims: true,
-        ..cfg()
-    }
+    cfg()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2001,9 +1996,6 @@ impl StateMachineTest for Sut {
         // A namespace per case: 2 devices × 8 slots, so R11 is reachable.
         let ns = ScopedNamespace::new("model").with_size(DEVICES, CAPACITY);
         let mut sut = Sut::new(ns, cfg());
-        // M6 across aclInit sessions is held by `m6_no_address_reuse_after_reinit`, which fails
-        // on an open simulator bug; here it is checked within a session.
-        sut.syms.m6_across_sessions = false;
         let devices: Vec<i32> = m.procs().iter().map(|p| p.current.expect("set")).collect();
         for p in 0..NPROC {
             sut.spawn(p);

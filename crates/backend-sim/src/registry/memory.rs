@@ -301,6 +301,7 @@ impl Registry {
     /// M4: adds `pids` (at most 31, `raw` checked) to the whitelist of the export `key` names.
     pub(crate) fn mem_set_import_pid(&self, key: &MemKey, pids: &[i32]) -> Result<()> {
         let mut g = self.lock()?;
+        reclaim::step(&mut g);
         let e = resolve(&mut g, key, Rule::M4)?;
         let s = self.export_slot(e.index);
         if s.exporter.load(Relaxed) != self.my_code() {

@@ -53,14 +53,8 @@ pub fn c_abi_sequence(data: &[u8]) {
         capacity: FUZZ_CAPACITY,
         processes: 2,
         device_memory: super::FUZZ_DEVICE_MEMORY,
-        // (m6_set_pid_reclaims_the_dead in tests/model.rs: an open sim bug)
-        set_pid_reclaims: false,
     };
     let mut w = Local::new(&ns, cfg, C, trace());
-    // The simulator reuses the device addresses of an earlier aclInit session of the process
-    // (M6; `m6_no_address_reuse_after_reinit` in tests/model.rs fails on it): checked within a
-    // session only, so that the fuzzer finds what else there is.
-    w.syms.m6_across_sessions = false;
     must(&mut w, &Op::Init { p: C });
     must(&mut w, &Op::BareTgid { p: C, null: false });
     w.attach_typed(PEER).unwrap_or_else(|e| panic!("{e}"));

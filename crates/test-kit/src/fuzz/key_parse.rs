@@ -33,7 +33,6 @@ fn session() -> &'static Mutex<Session> {
             capacity: FUZZ_CAPACITY,
             processes: 1,
             device_memory: super::FUZZ_DEVICE_MEMORY,
-            set_pid_reclaims: false,
         };
         let mut world = Local::new(&ns, cfg, 0, trace());
         let mut run = |op: Op| {

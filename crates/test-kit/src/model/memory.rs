@@ -1008,9 +1008,7 @@ impl Model {
             Err(c) => fail!(c),
         };
         let mut e = Expect::ok();
-        if self.cfg.set_pid_reclaims {
-            self.sweep(&mut e);
-        }
+        self.sweep(&mut e);
         let me = self.pid(p);
         let Some(ex) = self.open_export(x) else {
             e.code = DRV_REFUSED;
@@ -1233,7 +1231,6 @@ mod tests {
             capacity: 4,
             processes: 3,
             device_memory: 8 * MIB,
-            set_pid_reclaims: true,
         });
         for p in 0..3 {
             assert_eq!(m.apply(&Op::Init { p }).code, OK);

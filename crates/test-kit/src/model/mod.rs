@@ -753,12 +753,6 @@ pub struct Config {
     pub processes: usize,
     /// Bytes of device memory per device (`ASCEND_NOTIFY_SIM_DEVICE_MEMORY`, M1).
     pub device_memory: u64,
-    /// M6: "every memory call of another process ... reclaims the dead", whitelist calls
-    /// included: `true` is the contract. The drivers of random sequences set it to `false`
-    /// while the simulator's `aclrtIpcMemSetImportPid` does not reclaim
-    /// (`m6_set_pid_reclaims_the_dead` in tests/model.rs fails on it), so that they can find
-    /// what else there is; nothing else changes.
-    pub set_pid_reclaims: bool,
 }
 
 /// The reference model: the state of every modelled process, handle, stream and notify.
@@ -2002,7 +1996,6 @@ mod tests {
             capacity: 2,
             processes: 3,
             device_memory: 8 << 20,
-            set_pid_reclaims: true,
         });
         for p in 0..3 {
             assert_eq!(m.apply(&Op::Init { p }).code, OK);
@@ -2058,7 +2051,6 @@ mod tests {
             capacity: 2,
             processes: 1,
             device_memory: 8 << 20,
-            set_pid_reclaims: true,
         });
         let create = |null| Op::Create {
             p: 0,
