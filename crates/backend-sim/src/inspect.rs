@@ -159,7 +159,9 @@ pub fn inspect(ns: &str) -> Result<Option<Snapshot>> {
 }
 
 /// Reclaims every dead process of namespace `ns` (R9) and returns how many there were;
-/// `Ok(None)` if the namespace does not exist.
+/// `Ok(None)` if the namespace does not exist. When no live process is left, the namespace is
+/// removed as its last clean detach would have (§4 "Cleanup"): a namespace whose last process
+/// was killed leaves nothing in `/dev/shm` once reclaimed.
 ///
 /// # Errors
 /// As [`inspect`].
@@ -170,7 +172,11 @@ pub fn reclaim(ns: &str) -> Result<Option<usize>> {
     let mut g = reg.lock()?;
     let before = live_procs(&reg);
     reclaim::sweep(&mut g);
-    Ok(Some(before - live_procs(&reg)))
+    let after = live_procs(&reg);
+    if after == 0 {
+        reg.remove_files(&mut g);
+    }
+    Ok(Some(before - after))
 }
 
 fn live_procs(reg: &Registry) -> usize {

@@ -56,7 +56,8 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Reclaims every dead process of a namespace (R9) and says how many there were.
+    /// Reclaims every dead process of a namespace (R9) and says how many there were; a namespace
+    /// left with no live process is removed (§4 "Cleanup").
     Reclaim {
         /// The namespace (default: $ASCEND_NOTIFY_SIM_NAMESPACE, else the per-user default).
         #[arg(long)]
@@ -141,6 +142,10 @@ fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
         Cmd::Reclaim { namespace: ns } => {
             let ns = namespace(ns);
             match backend_sim::inspect::reclaim(&ns)? {
+                Some(n) if backend_sim::inspect::inspect(&ns)?.is_none() => println!(
+                    "namespace {ns}: reclaimed {n} dead processes; none was left alive, so the \
+                     namespace was removed"
+                ),
                 Some(n) => println!("namespace {ns}: reclaimed {n} dead processes"),
                 None => println!("namespace {ns}: does not exist"),
             }

@@ -243,6 +243,41 @@ fn killed_child_shows_dead_until_reclaim() {
     assert!(backend_sim::namespace_files(ns.name()).is_empty());
 }
 
+/// §4 "Cleanup": when the only process of a namespace was SIGKILLed, nobody detaches to remove
+/// it; `reclaim` reclaims the dead one and, with no live process left, removes every file of
+/// the namespace (segment, lock and liveness files, the death count's name).
+#[test]
+fn reclaim_removes_a_namespace_left_with_no_live_process() {
+    let ns = ScopedNamespace::new("insp-orphan");
+    let mut peer = RoleSpawner::new("child", &ns).start("holder");
+    let _key = peer.recv();
+    let tgid: i64 = peer.recv().strip_prefix("tgid ").unwrap().parse().unwrap();
+    peer.kill();
+    let _ = peer.finish();
+
+    let json = status(ns.name());
+    assert_eq!(json["processes"], 0, "{json}");
+    assert_eq!(pids(&json["dead_pids"]), vec![tgid], "{json}");
+    assert!(
+        !backend_sim::namespace_files(ns.name()).is_empty(),
+        "a killed last process leaves its namespace until someone reclaims it"
+    );
+
+    let (ok, out, err) = inspector(&["reclaim", "--namespace", ns.name()]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("reclaimed 1 dead processes") && out.contains("removed"),
+        "{out}"
+    );
+    assert!(!backend_sim::namespace_exists(ns.name()));
+    assert_eq!(
+        backend_sim::namespace_files(ns.name()),
+        Vec::<String>::new(),
+        "§4: nothing of the namespace is left"
+    );
+    assert_eq!(status(ns.name())["exists"], false);
+}
+
 /// R9/§4 with a child that exits cleanly: it leaves no dead process behind and nothing to
 /// reclaim; the notify it created stays listed for its importer, and the inspector no longer
 /// names the departed creator (`NotifyInfo::creator`: "None once the creator is gone"), as it

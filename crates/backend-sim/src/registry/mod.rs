@@ -282,11 +282,18 @@ impl Registry {
         let last = procs::unregister(&mut g);
         if last {
             reclaim::sweep(&mut g);
-            deaths::remove(self);
-            self.header().state.store(layout::STATE_REMOVED, Relaxed);
-            let _ = shm::unlink_segment(&self.ns);
-            shm::remove_namespace_files(&self.ns);
+            self.remove_files(&mut g);
         }
+    }
+
+    /// Marks the namespace removed (an attach that opened it before sees that, under the lock,
+    /// and makes a new one) and removes every file of it. For the last live process only: the
+    /// caller holds the lock and has reclaimed every dead one.
+    pub(crate) fn remove_files(&self, _g: &mut Guard<'_>) {
+        deaths::remove(self);
+        self.header().state.store(layout::STATE_REMOVED, Relaxed);
+        let _ = shm::unlink_segment(&self.ns);
+        shm::remove_namespace_files(&self.ns);
     }
 }
 
