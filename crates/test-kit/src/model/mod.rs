@@ -229,7 +229,8 @@ pub enum Op {
     Kill { p: Proc },
     /// A normal exit without `aclFinalize`: the runtime detaches cleanly at exit (§4).
     Exit { p: Proc },
-    /// The inspector's explicit reclamation of every dead process (R9).
+    /// The inspector's explicit reclamation of every dead process (R9), which removes a
+    /// namespace it leaves with no live process (§4).
     Reclaim,
     /// `aclInit`.
     Init { p: Proc },
@@ -1197,6 +1198,8 @@ impl Model {
             Op::Reclaim => {
                 let mut e = Expect::ok();
                 self.sweep(&mut e);
+                // §4: a namespace left with no live process goes, as at its last detach.
+                self.after_detach(&mut e);
                 Ok(e)
             }
             Op::Init { p } => {
