@@ -13,12 +13,12 @@
 //! call, on the first enqueue after a quiet spell). A wait's timeout still counts from its
 //! enqueue (R3), so the grace period never lengthens it.
 //!
-//! A worker that has just run tasks spins for [`SPIN`] before it ticks: an urgent task (a host
-//! function, a copy, an event task) enqueued on the idle stream in that window is handed to it
-//! through one padded line (the task and a ready flag), never through the queue, so the worker
-//! starts it without a system call and without taking the stream's lock first. A worker that
-//! ran nothing (the notify ping-pong, where the synchronizing thread runs every task) never
-//! spins.
+//! A worker that has just run urgent tasks spins for [`SPIN`] before it ticks: an urgent task
+//! (a host function, a copy, an event task) enqueued on the idle stream in that window is
+//! handed to it through one padded line (the task and a ready flag), never through the queue,
+//! so the worker starts it without a system call and without taking the stream's lock first. A
+//! worker that ran only records and waits (the notify ping-pong, where the synchronizing thread
+//! runs every task) never spins.
 //!
 //! The worker measures all of this in its own ticks, by comparing counters between one look at
 //! the state and the next, rather than with timestamps taken by the callers: reading the clock
@@ -164,7 +164,7 @@ thread_local! {
 
 /// How long a queued task may wait for a synchronizing thread before the worker claims it.
 pub(crate) const GRACE: Duration = Duration::from_millis(1);
-/// How long a worker that just ran tasks spins, looking for the next urgent one, before it ticks.
+/// How long a worker that just ran urgent tasks spins, looking for the next one, before it ticks.
 /// Bounded, so that a stream fed one host function per millisecond costs at most 5% of a CPU,
 /// and an idle stream nothing.
 pub(crate) const SPIN: Duration = Duration::from_micros(50);
@@ -573,10 +573,13 @@ impl StreamCore {
             if !st.busy && !st.queue.is_empty() {
                 // Claimable at the previous look already, a tick (at least GRACE) ago.
                 if st.urgent || st.shutdown || seen.claimable == Some(st.runs) {
-                    st.urgent = false;
+                    // Only urgent tasks are ever handed over, so only they are worth a spin: a
+                    // worker that claimed a late wait and then spun would take the CPU from
+                    // the thread that synchronizes the next one (the ping-pong, one process
+                    // per CPU), and claim that one too.
+                    ran = std::mem::take(&mut st.urgent);
                     seen.claimable = None;
                     st = self.run(st, None).0;
-                    ran = true;
                     continue;
                 }
                 seen.claimable = Some(st.runs);
