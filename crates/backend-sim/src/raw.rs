@@ -767,9 +767,19 @@ pub fn synchronize(
     core.synchronize(deadline)
 }
 
-fn sync_core(s: &Session, cx: Cx<'_>, stream: &StreamArg<'_>) -> Result<Arc<StreamCore>> {
+/// The stream a synchronize or query concerns: the caller's handle's own core, borrowed (a
+/// reference count taken and dropped on every synchronize was measurable), or the default
+/// stream's, which lives in the context and is cloned out of its lock.
+fn sync_core<'a>(
+    s: &Session,
+    cx: Cx<'_>,
+    stream: &StreamArg<'a>,
+) -> Result<std::borrow::Cow<'a, Arc<StreamCore>>> {
+    use std::borrow::Cow;
     match stream {
-        StreamArg::Default => with_cx(s, cx, |ctx| Ok(Arc::clone(need(ctx)?.default_core(s)))),
+        StreamArg::Default => with_cx(s, cx, |ctx| {
+            Ok(Cow::Owned(Arc::clone(need(ctx)?.default_core(s))))
+        }),
         StreamArg::Handle(h) => {
             let h = got(h)?;
             if h.session != s.id {
@@ -778,7 +788,7 @@ fn sync_core(s: &Session, cx: Cx<'_>, stream: &StreamArg<'_>) -> Result<Arc<Stre
             if h.ctx.destroyed.load(SeqCst) {
                 return Err(err!(C1: RT_INVALID_HANDLE, "the stream's context was destroyed"));
             }
-            Ok(Arc::clone(&h.core))
+            Ok(Cow::Borrowed(&h.core))
         }
     }
 }
