@@ -794,69 +794,60 @@ fn iceoryx2_child() {
 // record: a record nobody waits for
 // ---------------------------------------------------------------------------------------------
 
-/// Records on a notify of its own, on an idle stream, through the typed API.
-struct SimRecord {
-    notify: SimNotify,
-    stream: SimStream,
-    device: SimDevice,
-    runtime: SimRuntime,
-    ns: ScopedNamespace,
-}
-
-impl Timed for SimRecord {
-    fn timed(&mut self, iters: u64) -> Duration {
-        let start = Instant::now();
-        for _ in 0..iters {
-            self.stream.record(&self.notify).expect("record");
+/// A bench subject that records on a notify of its own, on an idle stream: the same code over
+/// the typed API's handles and over the facade's erased ones.
+macro_rules! record_subject {
+    ($(#[$doc:meta])* $name:ident, $notify:ty, $stream:ty, $device:ty, $runtime:ty) => {
+        $(#[$doc])*
+        struct $name {
+            notify: $notify,
+            stream: $stream,
+            device: $device,
+            runtime: $runtime,
+            ns: ScopedNamespace,
         }
-        start.elapsed()
-    }
 
-    fn stop(self: Box<Self>) {
-        let Self {
-            notify,
-            stream,
-            device,
-            runtime,
-            ns,
-        } = *self;
-        stream.synchronize().expect("synchronize");
-        drop((notify, stream, device, runtime));
-        drop(ns);
-    }
-}
+        impl Timed for $name {
+            fn timed(&mut self, iters: u64) -> Duration {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    self.stream.record(&self.notify).expect("record");
+                }
+                start.elapsed()
+            }
 
-/// The same through the facade's erased handles (`ascend_notify::Stream` over the simulator).
-struct FacadeRecord {
-    notify: ascend_notify::Notify,
-    stream: ascend_notify::Stream,
-    device: ascend_notify::Device,
-    runtime: ascend_notify::Runtime,
-    ns: ScopedNamespace,
-}
-
-impl Timed for FacadeRecord {
-    fn timed(&mut self, iters: u64) -> Duration {
-        let start = Instant::now();
-        for _ in 0..iters {
-            self.stream.record(&self.notify).expect("record");
+            fn stop(self: Box<Self>) {
+                let Self {
+                    notify,
+                    stream,
+                    device,
+                    runtime,
+                    ns,
+                } = *self;
+                stream.synchronize().expect("synchronize");
+                drop((notify, stream, device, runtime));
+                drop(ns);
+            }
         }
-        start.elapsed()
-    }
-
-    fn stop(self: Box<Self>) {
-        let Self {
-            notify,
-            stream,
-            device,
-            runtime,
-            ns,
-        } = *self;
-        stream.synchronize().expect("synchronize");
-        drop((notify, stream, device, runtime));
-        drop(ns);
-    }
+    };
 }
+
+record_subject!(
+    /// Through the typed API.
+    SimRecord,
+    SimNotify,
+    SimStream,
+    SimDevice,
+    SimRuntime
+);
+record_subject!(
+    /// Through the facade's erased handles (`ascend_notify::Stream` over the simulator).
+    FacadeRecord,
+    ascend_notify::Notify,
+    ascend_notify::Stream,
+    ascend_notify::Device,
+    ascend_notify::Runtime
+);
 
 /// A child that records through the C ABI and times itself.
 struct ChildTimed {
