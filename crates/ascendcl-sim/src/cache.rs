@@ -282,12 +282,6 @@ impl<'a> Hot<'a> {
             StreamArg::Handle(self.stream.get(&self.rt.streams, stream).map(|s| &**s))
         }
     }
-
-    /// A stream handle (`None` for NULL, the default stream), as a lookup.
-    #[inline(always)]
-    pub(crate) fn stream(self, stream: *mut c_void) -> Option<Result<&'a Arc<StreamHandle>>> {
-        (!stream.is_null()).then(|| self.stream.get(&self.rt.streams, stream))
-    }
 }
 
 /// Runs one hot call with this thread's cache locked: the session first (100001 without one),

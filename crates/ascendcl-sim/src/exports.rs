@@ -16,7 +16,7 @@ use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
 use acl_abi::types::*;
-use backend_sim::raw::{self, Cx, StreamArg};
+use backend_sim::raw::{self, Cx};
 use notify_api::{Result, err};
 
 use crate::boundary::{boundary, last_error_ptr};
@@ -279,16 +279,12 @@ pub extern "C" fn aclrtSynchronizeStreamWithTimeout(stream: aclrtStream, timeout
 }
 
 fn sync(stream: aclrtStream, timeout_ms: Option<i32>) -> Result<()> {
-    // Our own references, so that the blocking part runs without the thread's cache locked.
-    let (session, handle) = cache::with(|hot| {
-        let session = Arc::clone(&hot.rt.session);
-        Ok((session, hot.stream(stream).map(|h| h.cloned())))
-    })?;
-    let arg = match &handle {
-        None => StreamArg::Default,
-        Some(h) => StreamArg::Handle(lookup(h)),
-    };
-    raw::synchronize(&session, Cx::Current, arg, timeout_ms)
+    // The checks run with the thread's cache locked, the blocking part without it.
+    cache::with(|hot| {
+        let session = &hot.rt.session;
+        raw::prepare_synchronize(session, Cx::Current, hot.stream_arg(stream), timeout_ms)
+    })?
+    .run()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -754,17 +754,60 @@ pub fn synchronize(
 ) -> Result<()> {
     s.check()?;
     let core = sync_core(s, cx, &stream)?;
-    let deadline = match timeout_ms {
-        None | Some(-1) => None,
-        Some(ms) if ms >= 0 => Some(Instant::now() + Duration::from_millis(ms as u64)),
-        Some(ms) => {
-            return Err(err!(
-                R2: RT_PARAM_INVALID,
-                "synchronize timeout {ms} ms is invalid (use -1 to wait forever, or >= 0)"
-            ));
-        }
-    };
-    core.synchronize(deadline)
+    core.synchronize(sync_deadline(timeout_ms)?)
+}
+
+/// [`synchronize`] in two steps, for a caller that resolves its handles under a lock it must
+/// not hold while blocking (the C layer's per-thread cache): every check runs here, in the
+/// same order; [`Synchronize::run`] blocks. The prepared synchronize holds only the stream's
+/// core, which is all the blocking part touches: a destroy of the handle meanwhile (R8: its
+/// tasks still run) or an `aclFinalize` does not pull anything from under it.
+///
+/// # Errors
+/// As [`synchronize`], short of what its tasks report.
+pub fn prepare_synchronize(
+    s: &Session,
+    cx: Cx<'_>,
+    stream: StreamArg<'_>,
+    timeout_ms: Option<i32>,
+) -> Result<Synchronize> {
+    s.check()?;
+    let core = sync_core(s, cx, &stream)?.into_owned();
+    Ok(Synchronize {
+        core,
+        deadline: sync_deadline(timeout_ms)?,
+    })
+}
+
+/// A synchronize whose checks have passed ([`prepare_synchronize`]).
+#[must_use = "a prepared synchronize waits only when run"]
+#[derive(Debug)]
+pub struct Synchronize {
+    core: Arc<StreamCore>,
+    deadline: Option<Instant>,
+}
+
+impl Synchronize {
+    /// Waits for every task enqueued before [`prepare_synchronize`] and reports their first
+    /// failure (R2).
+    ///
+    /// # Errors
+    /// The first task failure, or 507046 when the deadline passed first.
+    pub fn run(self) -> Result<()> {
+        self.core.synchronize(self.deadline)
+    }
+}
+
+/// R2: a synchronize timeout in milliseconds (`-1` or `None`: forever) as a deadline.
+fn sync_deadline(timeout_ms: Option<i32>) -> Result<Option<Instant>> {
+    match timeout_ms {
+        None | Some(-1) => Ok(None),
+        Some(ms) if ms >= 0 => Ok(Some(Instant::now() + Duration::from_millis(ms as u64))),
+        Some(ms) => Err(err!(
+            R2: RT_PARAM_INVALID,
+            "synchronize timeout {ms} ms is invalid (use -1 to wait forever, or >= 0)"
+        )),
+    }
 }
 
 /// The stream a synchronize or query concerns: the caller's handle's own core, borrowed (a
