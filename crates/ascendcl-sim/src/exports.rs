@@ -256,8 +256,9 @@ pub extern "C" fn aclrtDestroyStream(stream: aclrtStream) -> aclError {
         let removed = rt.streams.remove(stream)?;
         // The handle is dead for everyone already; no thread's cache keeps the stream after this.
         cache::forget_stream(stream);
-        // If another thread is inside a call with this stream (a synchronize), it ends the
-        // stream when it returns.
+        // If another thread is inside a call with this handle, it ends the stream when it
+        // returns; a synchronize in progress holds only the stream's core and still sees every
+        // task it waits for run.
         Arc::into_inner(removed).map_or(Ok(()), |s| raw::destroy_stream(&rt.session, s))
     })
 }
