@@ -224,6 +224,21 @@ impl State {
     fn shutdown_forced(&self) -> bool {
         self.shutdown && self.queue.is_empty() && !self.busy
     }
+
+    /// Counts a task run by a worker or a synchronizer as finished: its failure is the
+    /// stream's first unless one came before (R2), and pending async synchronizes look again.
+    #[inline]
+    fn count_finished(&mut self, result: Result<()>) {
+        self.finished += 1;
+        if let Err(e) = result
+            && self.first_error.is_none()
+        {
+            self.first_error = Some(e);
+        }
+        for (_, w) in self.wakers.drain(..) {
+            w.wake();
+        }
+    }
 }
 
 /// What the worker saw at its previous look at the state.
@@ -712,15 +727,7 @@ impl StreamCore {
             }
             st
         };
-        st.finished += 1;
-        if let Err(e) = result
-            && st.first_error.is_none()
-        {
-            st.first_error = Some(e);
-        }
-        for (_, w) in st.wakers.drain(..) {
-            w.wake();
-        }
+        st.count_finished(result);
         st.busy = false;
         self.idle.store(st.queue.is_empty(), Release);
         if st.sync_waiters > 0 {
@@ -784,15 +791,7 @@ impl StreamCore {
                     // Dropping a task's reference may free the slot (R8): not under our lock.
                     drop(task);
                     st = self.lock();
-                    st.finished += 1;
-                    if let Err(e) = result
-                        && st.first_error.is_none()
-                    {
-                        st.first_error = Some(e);
-                    }
-                    for (_, w) in st.wakers.drain(..) {
-                        w.wake();
-                    }
+                    st.count_finished(result);
                     if st.sync_waiters > 0 {
                         self.done.notify_all();
                     }
