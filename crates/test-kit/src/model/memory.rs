@@ -368,13 +368,10 @@ impl Model {
 
     /// Whether range `m` belongs to process `p`'s current session (live or not).
     pub fn is_session_region(&self, p: Proc, m: Mid) -> bool {
-        let pr = &self.procs[p];
-        self.mem.regions.get(&m).is_some_and(|r| {
-            r.owner == p
-                && r.incarnation == pr.incarnation
-                && Some(r.session) == pr.session
-                && pr.alive
-        })
+        self.mem
+            .regions
+            .get(&m)
+            .is_some_and(|r| self.of_current_session(p, r.owner, r.incarnation, r.session))
     }
 
     /// The live ranges of process `p`'s current session.

@@ -898,15 +898,23 @@ impl Model {
         pr.alive && pr.incarnation == incarnation && pr.session == Some(nt.creator_session)
     }
 
+    /// Whether something made by `owner` in its `incarnation`'s `session` belongs to process
+    /// `p`'s current session (handles, streams and allocations die with their session, R10).
+    pub(crate) fn of_current_session(
+        &self,
+        p: Proc,
+        owner: Proc,
+        incarnation: u32,
+        session: u32,
+    ) -> bool {
+        let pr = &self.procs[p];
+        owner == p && incarnation == pr.incarnation && Some(session) == pr.session && pr.alive
+    }
+
     /// Whether handle `h` is a live handle of process `p`'s current session.
     pub fn is_live_handle(&self, p: Proc, h: Hid) -> bool {
-        let pr = &self.procs[p];
         self.handles.get(&h).is_some_and(|hd| {
-            hd.live
-                && hd.owner == p
-                && hd.incarnation == pr.incarnation
-                && Some(hd.session) == pr.session
-                && pr.alive
+            hd.live && self.of_current_session(p, hd.owner, hd.incarnation, hd.session)
         })
     }
 
@@ -921,13 +929,8 @@ impl Model {
 
     /// Whether stream `s` is a live stream of process `p`'s current session.
     pub fn is_live_stream(&self, p: Proc, s: Sid) -> bool {
-        let pr = &self.procs[p];
         self.streams.get(&s).is_some_and(|st| {
-            st.live
-                && st.owner == p
-                && st.incarnation == pr.incarnation
-                && Some(st.session) == pr.session
-                && pr.alive
+            st.live && self.of_current_session(p, st.owner, st.incarnation, st.session)
         })
     }
 
