@@ -13,12 +13,14 @@
 //! call, on the first enqueue after a quiet spell). A wait's timeout still counts from its
 //! enqueue (R3), so the grace period never lengthens it.
 //!
-//! A worker that has just run urgent tasks spins for [`SPIN`] before it ticks: an urgent task
-//! (a host function, a copy, an event task) enqueued on the idle stream in that window is
-//! handed to it through one padded line (the task and a ready flag), never through the queue,
-//! so the worker starts it without a system call and without taking the stream's lock first. A
-//! worker that ran only records and waits (the notify ping-pong, where the synchronizing thread
-//! runs every task) never spins.
+//! A worker that has just run urgent tasks spins for [`SPIN`] before it ticks, on one padded
+//! line: an urgent task (a host function, a copy, an event task) enqueued in that window reaches
+//! it without a system call. A host function enqueued on the idle stream is handed over in that
+//! line itself (the signal and the function, kept in place, see [`HostFn`]), so that the worker
+//! starts it without taking the stream's lock and with one cache line moved between the two
+//! threads; the other urgent tasks are queued, and the signal makes the worker look. A worker
+//! that ran only records and waits (the notify ping-pong, where the synchronizing thread runs
+//! every task) never spins.
 //!
 //! The worker measures all of this in its own ticks, by comparing counters between one look at
 //! the state and the next, rather than with timestamps taken by the callers: reading the clock
@@ -45,8 +47,10 @@ use crate::registry::NotifyRef;
 use crate::trace::{self, Detail};
 use crate::wake;
 
+mod host_fn;
+
 /// A host function (H1), already wrapped to run with its stream's context current.
-pub(crate) type HostFn = Box<dyn FnOnce() + Send + 'static>;
+pub(crate) use host_fn::HostFn;
 
 pub(crate) enum Task {
     /// Does nothing (tests).
@@ -184,7 +188,7 @@ enum Worker {
     None,
     /// Running tasks, or about to look at the queue.
     Awake,
-    /// Spinning, without the lock, on [`StreamCore::spin_kick`].
+    /// Spinning, without the lock, on [`Handoff::signal`].
     Spinning,
     /// Sleeping with a timeout of at most `GRACE`: it will look at the queue by itself.
     Ticking,
@@ -273,20 +277,37 @@ pub(crate) struct StreamCore {
     done: Condvar,
     /// Signalled when the worker has something to do.
     work: Condvar,
-    /// Set while the worker spins to make it look at the state (a shutdown, an enqueue behind a
-    /// task that is running).
-    spin_kick: AtomicBool,
-    /// An urgent task for the spinning worker (see the module docs).
+    /// What the spinning worker watches (see the module docs).
     handoff: CachePadded<Handoff>,
 }
 
-/// One task handed to the spinning worker: already counted as submitted, with the stream
-/// `busy` on its behalf, so nobody else runs the queue until it has finished.
+/// [`Handoff::signal`]: look at the state (a shutdown, an enqueue behind a running task).
+const KICK: u8 = 1;
+/// [`Handoff::signal`]: a task is in [`Handoff::task`].
+const TASK: u8 = 2;
+
+/// The one line the spinning worker reads: the signal, and beside it the task handed over
+/// (already counted as submitted, with the stream `busy` on its behalf, so that nobody else runs
+/// the queue until it has finished). One line, and no lock in it, because every line the two
+/// threads pass between them is a cache miss on the path from the enqueue to the task's start.
 #[derive(Default)]
+#[repr(C)]
 struct Handoff {
-    ready: AtomicBool,
-    task: Mutex<Option<Task>>,
+    /// `KICK | TASK` bits. Written only with the stream's lock held (so a load and a store make
+    /// an update); cleared by the worker when it starts to spin.
+    signal: std::sync::atomic::AtomicU8,
+    /// Written by an enqueuer that found the worker [`Worker::Spinning`] (under the lock, and it
+    /// sets the worker `Awake`, so no second one writes), before it sets `TASK`; taken by the
+    /// worker once it has seen `TASK`, before it can spin (and be handed a task) again. Only
+    /// host functions are handed over: the one task whose start latency is the point (H1), and
+    /// small enough (kept in place, see [`HostFn`]) to share the line with the signal.
+    task: std::cell::UnsafeCell<Option<HostFn>>,
 }
+
+// SAFETY: `task` has one accessor at a time, handed from the enqueuer to the worker by the
+// `TASK` bit (Release/Acquire) and back by the stream's lock (see its docs); it holds a
+// `HostFn`, which is `Send`.
+unsafe impl Sync for Handoff {}
 
 impl std::fmt::Debug for StreamCore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -314,7 +335,6 @@ impl StreamCore {
             abort: AtomicBool::new(false),
             done: Condvar::new(),
             work: Condvar::new(),
-            spin_kick: AtomicBool::new(false),
             handoff: CachePadded::new(Handoff::default()),
         })
     }
@@ -494,7 +514,7 @@ impl StreamCore {
         st.finished += dropped.len() as u64;
         wake::wake_address(self.sleeping_on.load(std::sync::atomic::Ordering::SeqCst));
         self.idle.store(!st.busy, Release);
-        self.spin_kick.store(true, Release);
+        self.signal(&st, KICK);
         self.work.notify_all();
         self.done.notify_all();
         for (_, w) in st.wakers.drain(..) {
@@ -533,20 +553,25 @@ impl StreamCore {
                 &d,
             );
         }
-        if urgent && st.worker == Worker::Spinning && st.queue.is_empty() && !st.busy {
-            st.submitted += 1;
-            st.busy = true;
-            st.runs += 1;
-            st.worker = Worker::Awake;
-            self.idle.store(false, Release);
-            *self
-                .handoff
-                .task
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(task);
-            self.handoff.ready.store(true, Release);
-            return Ok(());
-        }
+        let task = match task {
+            Task::HostFn(Some(f))
+                if st.worker == Worker::Spinning && st.queue.is_empty() && !st.busy =>
+            {
+                st.submitted += 1;
+                st.busy = true;
+                st.runs += 1;
+                st.worker = Worker::Awake;
+                // SAFETY: the worker is spinning, so it has taken the previous task and reads
+                // this one only once `TASK` is set, below; we hold the lock and set it `Awake`,
+                // so no other enqueuer writes here (the `Handoff` protocol).
+                unsafe { *self.handoff.task.get() = Some(f) };
+                self.signal(st, TASK);
+                // After the signal: only the worker's start waits for it.
+                self.idle.store(false, Release);
+                return Ok(());
+            }
+            task => task,
+        };
         st.queue.push_back(task);
         st.submitted += 1;
         self.idle.store(false, Release);
@@ -573,7 +598,7 @@ impl StreamCore {
             }
             Worker::Asleep => self.work.notify_one(),
             Worker::Ticking if urgent => self.work.notify_one(),
-            Worker::Spinning if urgent => self.spin_kick.store(true, Release),
+            Worker::Spinning if urgent => self.signal(st, KICK),
             Worker::Ticking | Worker::Awake | Worker::Spinning => {}
         }
         Ok(())
@@ -588,10 +613,10 @@ impl StreamCore {
             if !st.busy && !st.queue.is_empty() {
                 // Claimable at the previous look already, a tick (at least GRACE) ago.
                 if st.urgent || st.shutdown || seen.claimable == Some(st.runs) {
-                    // Only urgent tasks are ever handed over, so only they are worth a spin: a
-                    // worker that claimed a late wait and then spun would take the CPU from
-                    // the thread that synchronizes the next one (the ping-pong, one process
-                    // per CPU), and claim that one too.
+                    // Only urgent tasks are handed over or signalled, so only they are worth a
+                    // spin: a worker that claimed a late wait and then spun would take the CPU
+                    // from the thread that synchronizes the next one (the ping-pong, one
+                    // process per CPU), and claim that one too.
                     ran = std::mem::take(&mut st.urgent);
                     seen.claimable = None;
                     st = self.run(st, None).0;
@@ -608,18 +633,18 @@ impl StreamCore {
                 return;
             }
             if std::mem::take(&mut ran) && st.queue.is_empty() && !st.busy {
-                // An urgent enqueue now hands its task over, or sets `spin_kick`.
+                // An urgent enqueue now hands its task over, or signals `KICK`.
                 st.worker = Worker::Spinning;
-                self.spin_kick.store(false, Relaxed);
+                self.handoff.signal.store(0, Relaxed);
                 drop(st);
                 self.spin();
-                st = if self.handoff.ready.load(Acquire) {
+                st = if self.handoff.signal.load(Acquire) & TASK != 0 {
                     ran = true;
                     self.run_handoff()
                 } else {
                     let st = self.lock();
                     // Handed over after the spin ended, while we took the lock.
-                    if self.handoff.ready.load(Acquire) {
+                    if self.handoff.signal.load(Acquire) & TASK != 0 {
                         drop(st);
                         ran = true;
                         self.run_handoff()
@@ -660,11 +685,17 @@ impl StreamCore {
         }
     }
 
-    /// Spins for at most [`SPIN`] until a task is handed over or `spin_kick` is set.
+    /// Sets `bit` in the hand-off signal; `_st` shows the lock is held (see [`Handoff`]).
+    fn signal(&self, _st: &State, bit: u8) {
+        let signal = &self.handoff.signal;
+        signal.store(signal.load(Relaxed) | bit, Release);
+    }
+
+    /// Spins for at most [`SPIN`] until a task is handed over or a `KICK` comes.
     fn spin(&self) {
         let start = Instant::now();
         let mut i = 0u32;
-        while !self.handoff.ready.load(Acquire) && !self.spin_kick.load(Acquire) {
+        while self.handoff.signal.load(Acquire) == 0 {
             i = i.wrapping_add(1);
             // The clock is read once in a while: a read costs about 30 ns in a virtual machine.
             if i.is_multiple_of(128) && start.elapsed() >= SPIN {
@@ -684,16 +715,13 @@ impl StreamCore {
     /// Runs the task handed to the spinning worker (the stream is `busy` for it), then takes the
     /// lock to count it finished, as [`StreamCore::run`] does.
     fn run_handoff(&self) -> MutexGuard<'_, State> {
-        let task = self
-            .handoff
-            .task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        self.handoff.ready.store(false, Relaxed);
-        let Some(mut task) = task else {
+        // SAFETY: called once the worker saw `TASK`, which the enqueuer set after writing the
+        // task; nobody writes it again before this worker spins again (the `Handoff` protocol).
+        let f = unsafe { (*self.handoff.task.get()).take() };
+        let Some(f) = f else {
             return self.lock();
         };
+        let mut task = Task::HostFn(Some(f));
         // It was submitted last, behind nothing: its number is `submitted` at the hand-off,
         // which is `finished + 1` since nothing else runs meanwhile.
         let traced = trace::on();
@@ -871,7 +899,7 @@ impl StreamCore {
                 // places valid until the stream has run it (or hand them to `then`).
                 unsafe { memory::copy(dst, src, *len) };
                 if let Some(then) = then.take() {
-                    then();
+                    then.call();
                 }
                 Outcome::Done(Ok(()))
             }
@@ -885,7 +913,7 @@ impl StreamCore {
                 };
                 let me = std::ptr::from_ref(self).addr();
                 let previous = IN_HOST_FN.with(|c| c.replace(me));
-                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.call()));
                 IN_HOST_FN.with(|c| c.set(previous));
                 Outcome::Done(ran.map_err(
                     |_| err!(H1: RT_INTERNAL_ERROR, "a host function of this stream panicked"),
@@ -980,7 +1008,7 @@ impl StreamCore {
     pub(crate) fn shutdown(&self) {
         let mut st = self.lock();
         st.shutdown = true;
-        self.spin_kick.store(true, Release);
+        self.signal(&st, KICK);
         self.work.notify_all();
     }
 }
@@ -1072,6 +1100,7 @@ fn released_by(notify: &NotifyRef) -> Option<u64> {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::Ordering::SeqCst;
 
     /// Makes the next worker spawns fail (tests only).
     pub(super) static FAIL_SPAWN: AtomicBool = AtomicBool::new(false);
@@ -1143,5 +1172,85 @@ mod tests {
         );
         st.queue.clear();
         st.busy = false;
+    }
+
+    /// The hand-off (H1 host functions to a spinning worker, under the `Handoff` protocol) and
+    /// the queue, mixed: two threads enqueue host functions with pauses that land in every
+    /// worker state (spinning, ticking, asleep), a third synchronizes at random, and some
+    /// functions enqueue another from inside. Every function runs exactly once, and each
+    /// thread's in the order it enqueued them (R2).
+    #[test]
+    fn host_functions_run_once_in_order_through_hand_off_and_queue() {
+        use std::sync::atomic::AtomicU64;
+        const PER_THREAD: u64 = 20_000;
+        let core = StreamCore::new(0);
+        let last = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+        let runs = Arc::new(AtomicU64::new(0));
+        let nested = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let syncer = {
+            let (core, stop) = (Arc::clone(&core), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                while !stop.load(SeqCst) {
+                    core.synchronize(None).expect("synchronize");
+                    std::thread::sleep(Duration::from_micros(300));
+                }
+            })
+        };
+        let producers: Vec<_> = (0..2)
+            .map(|t| {
+                let (core, last) = (Arc::clone(&core), Arc::clone(&last));
+                let (runs, nested) = (Arc::clone(&runs), Arc::clone(&nested));
+                std::thread::spawn(move || {
+                    let mut x = 0x9E37_79B9_7F4A_7C15_u64 ^ t as u64;
+                    for seq in 1..=PER_THREAD {
+                        let (last, runs, nested) =
+                            (Arc::clone(&last), Arc::clone(&runs), Arc::clone(&nested));
+                        let inner = Arc::clone(&core);
+                        core.enqueue(Task::HostFn(Some(HostFn::new(move || {
+                            let before = last[t].swap(seq, SeqCst);
+                            assert_eq!(before, seq - 1, "thread {t}: out of order");
+                            runs.fetch_add(1, SeqCst);
+                            if seq % 97 == 0 {
+                                let n = Arc::clone(&nested);
+                                inner
+                                    .enqueue(Task::HostFn(Some(HostFn::new(move || {
+                                        n.fetch_add(1, SeqCst);
+                                    }))))
+                                    .expect("enqueue from a host function");
+                            }
+                        }))))
+                        .expect("enqueue");
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        match x % 1000 {
+                            // Past the spin: the worker ticks, or sleeps.
+                            0..=2 => std::thread::sleep(Duration::from_millis(1 + x % 25)),
+                            3..=60 => std::thread::sleep(Duration::from_micros(60)),
+                            61..=100 => core.enqueue(Task::Nop).expect("nop"),
+                            _ => {
+                                for _ in 0..x % 2000 {
+                                    std::hint::spin_loop();
+                                }
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for p in producers {
+            p.join().expect("producer");
+        }
+        stop.store(true, SeqCst);
+        syncer.join().expect("synchronizer");
+        core.synchronize(None).expect("synchronize");
+        assert_eq!(runs.load(SeqCst), 2 * PER_THREAD);
+        assert_eq!(
+            (last[0].load(SeqCst), last[1].load(SeqCst)),
+            (PER_THREAD, PER_THREAD)
+        );
+        assert_eq!(nested.load(SeqCst), 2 * (PER_THREAD / 97));
+        core.shutdown();
     }
 }

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::event::EventCore;
 use crate::fork;
-use crate::stream::Task;
+use crate::stream::{HostFn, Task};
 
 /// `ACL_EVENT_SYNC | ACL_EVENT_CAPTURE_STREAM_PROGRESS | ACL_EVENT_TIME_LINE`.
 const EVENT_FLAGS: u32 = 0x1 | 0x2 | 0x8;
@@ -38,7 +38,7 @@ pub fn launch_host_fn(
         };
         let (_, core) = enqueue_stream(s, current, &stream)?;
         let session = s.id;
-        core.enqueue(Task::HostFn(Some(Box::new(move || {
+        core.enqueue(Task::HostFn(Some(HostFn::new(move || {
             with_context(session, ctx, f);
         }))))
     })

@@ -7,7 +7,7 @@ use notify_api::{EXPORT_KEY_LEN, ExportKey, Result, err};
 use super::{Cx, Session, StreamArg, enqueue_stream, need, with_cx};
 use crate::memory::{self, Mapping, Origin, Place, Region, page_size};
 use crate::registry::memory::{Hazard, MemKey, object_name};
-use crate::stream::Task;
+use crate::stream::{HostFn, Task};
 
 /// `aclrtMemcpyKind` values (acl-abi's manifest holds the names).
 const H2H: u32 = 0;
@@ -292,7 +292,7 @@ pub fn copy_from_host_async(
             src: src_place,
             len: count,
             // The bytes live in `src`'s heap allocation, which moving the box does not move.
-            then: Some(Box::new(move || drop(src))),
+            then: Some(HostFn::new(move || drop(src))),
         })
     })
 }
@@ -322,7 +322,7 @@ pub fn copy_to_host_async(
             dst,
             src,
             len,
-            then: Some(Box::new(move || {
+            then: Some(HostFn::new(move || {
                 let _ = tx.send(bytes);
             })),
         })?;
