@@ -20,8 +20,8 @@ const EVENT_FLAGS: u32 = 0x1 | 0x2 | 0x8;
 const EVENT_IPC: u32 = 0x40;
 
 /// `aclrtLaunchHostFunc` (H1): a task that calls `f` on a runtime thread, with the stream's
-/// context current there, when the stream reaches it. `f` is boxed once, together with what
-/// runs around it.
+/// context current there, when the stream reaches it. `f` is stored with what runs around it in
+/// one `HostFn` (in place when small, else in one box).
 pub fn launch_host_fn(
     s: &Arc<Session>,
     cx: Cx<'_>,
