@@ -457,6 +457,13 @@ impl Group {
             let mut flip = false;
             g.bench_function(short, |b| {
                 mark_ran(&id);
+                // Started here, not in the routine: criterion's warm-up counts the routine's
+                // wall time, so a setup inside it (children spawned, a stale libascendcl.so
+                // rebuilt) would make it pick a few iterations per sample, each starting cold.
+                self.subjects[i].borrow_mut().get();
+                for &f in &floors {
+                    self.subjects[f].borrow_mut().get();
+                }
                 b.iter_custom(|iters| {
                     let mut me = self.subjects[i].borrow_mut();
                     let t = me.get();
