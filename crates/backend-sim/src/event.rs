@@ -20,6 +20,9 @@ struct State {
     reset_at: u64,
     /// When the latest completed record ran.
     stamp: Option<Instant>,
+    /// Threads blocked in [`EventCore::wait`]: a record or reset with none makes no system
+    /// call (std's `Condvar::notify_all` always makes one).
+    waiters: u32,
 }
 
 /// An event's state, shared by its handle and the stream tasks that record or wait on it.
@@ -29,6 +32,9 @@ pub(crate) struct EventCore {
     changed: Condvar,
     /// Destroyed: waits on it end.
     pub destroyed: AtomicBool,
+    /// How many times [`EventCore::notify`] woke waiters.
+    #[cfg(test)]
+    notified: std::sync::atomic::AtomicU32,
 }
 
 impl EventCore {
@@ -37,6 +43,8 @@ impl EventCore {
             state: Mutex::default(),
             changed: Condvar::new(),
             destroyed: AtomicBool::new(false),
+            #[cfg(test)]
+            notified: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
@@ -56,8 +64,18 @@ impl EventCore {
         let mut st = self.lock();
         st.completed = st.completed.max(seq);
         st.stamp = Some(Instant::now());
+        self.notify(st);
+    }
+
+    /// Wakes the waiters, if any, once `st` is released.
+    fn notify(&self, st: MutexGuard<'_, State>) {
+        let waiters = st.waiters;
         drop(st);
-        self.changed.notify_all();
+        if waiters > 0 {
+            #[cfg(test)]
+            self.notified.fetch_add(1, SeqCst);
+            self.changed.notify_all();
+        }
     }
 
     /// The reset task ran: the event is never-recorded again.
@@ -66,8 +84,7 @@ impl EventCore {
         st.reset_at = st.issued;
         st.completed = st.issued;
         st.stamp = None;
-        drop(st);
-        self.changed.notify_all();
+        self.notify(st);
     }
 
     /// What a wait issued now waits for: `None` for an event never recorded (no wait).
@@ -96,11 +113,14 @@ impl EventCore {
                     _ => return false,
                 },
             };
+            // Counted under the lock: a record that completes `target` sees the count.
+            st.waiters += 1;
             st = self
                 .changed
                 .wait_timeout(st, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
+            st.waiters -= 1;
         }
     }
 
@@ -141,5 +161,41 @@ impl EventCore {
             -(a.duration_since(b).as_secs_f64() * 1e3)
         };
         Ok(ms as f32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// E1: a record nobody waits for wakes nobody (no system call); one that a thread waits
+    /// for wakes it, and the wait ends completed.
+    #[test]
+    fn a_record_notifies_only_when_a_thread_waits() {
+        let core = Arc::new(EventCore::new());
+        let first = core.issue();
+        core.complete(first);
+        assert!(core.reached(first));
+        assert_eq!(core.notified.load(SeqCst), 0, "nobody waited");
+
+        let target = core.issue();
+        let waiter = {
+            let core = Arc::clone(&core);
+            std::thread::spawn(move || core.wait(target, None, &AtomicBool::new(false)))
+        };
+        while core.lock().waiters == 0 {
+            std::thread::yield_now();
+        }
+        core.complete(target);
+        assert!(
+            waiter.join().expect("the waiter"),
+            "the wait saw its record"
+        );
+        assert_eq!(core.notified.load(SeqCst), 1, "the waiter was woken");
+        assert_eq!(core.lock().waiters, 0, "the waiter counted itself out");
+
+        core.reset();
+        assert_eq!(core.notified.load(SeqCst), 1, "a reset with nobody waiting");
     }
 }
