@@ -10,6 +10,7 @@
 //! raw device pointers between processes fails here as on the NPU.
 
 use std::collections::{BTreeMap, HashMap};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
@@ -78,6 +79,8 @@ pub(crate) struct Mapping<'a> {
     pub origin: Origin,
     /// An address the mapping must not start at (M5: never the exporter's).
     pub avoid: Option<u64>,
+    /// The object, already open by the caller that created it (no second open).
+    pub fd: Option<&'a OwnedFd>,
 }
 
 /// A range of device addresses of this process and the mapping behind it.
@@ -211,10 +214,19 @@ impl Space {
             page_size,
             origin,
             avoid,
+            fd,
         } = m;
-        let fd = shm::open_object(object)
-            .ok_or_else(|| err!(M5: RT_DRV_INTERNAL_ERROR, "the memory behind {object} is gone"))?;
-        let map = ObjectMap::new(&fd, offset, len)?;
+        let opened;
+        let fd = match fd {
+            Some(fd) => fd,
+            None => {
+                opened = shm::open_object(object).ok_or_else(
+                    || err!(M5: RT_DRV_INTERNAL_ERROR, "the memory behind {object} is gone"),
+                )?;
+                &opened
+            }
+        };
+        let map = ObjectMap::new(fd, offset, len)?;
         let addr = self.take(len, page_size, avoid)?;
         let region = Arc::new(Region {
             addr,

@@ -41,7 +41,7 @@ pub fn malloc(s: &Arc<Session>, cx: Cx<'_>, size: usize, policy: u32) -> Result<
         })?;
     let a = s.reg.mem_alloc(device as u32, len, page)?;
     let object = object_name(s.namespace(), a);
-    let mapped = crate::shm::create_object(&object, len).and_then(|_fd| {
+    let mapped = crate::shm::create_object(&object, len).and_then(|fd| {
         s.space.map(Mapping {
             object: &object,
             offset: 0,
@@ -50,6 +50,7 @@ pub fn malloc(s: &Arc<Session>, cx: Cx<'_>, size: usize, policy: u32) -> Result<
             page_size: page,
             origin: Origin::Own(a),
             avoid: None,
+            fd: Some(&fd),
         })
     });
     match mapped {
@@ -523,6 +524,7 @@ pub fn ipc_import(s: &Session, cx: Cx<'_>, key: &[u8], flags: u64) -> Result<u64
         page_size: page,
         origin,
         avoid,
+        fd: None,
     }) {
         Ok(region) => {
             if enable && imported.device as i32 != current {
