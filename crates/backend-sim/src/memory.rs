@@ -81,6 +81,8 @@ pub(crate) struct Mapping<'a> {
     pub avoid: Option<u64>,
     /// The object, already open by the caller that created it (no second open).
     pub fd: Option<&'a OwnedFd>,
+    /// Told the address before the region is visible to other threads of this process.
+    pub placed: Option<&'a dyn Fn(u64)>,
 }
 
 /// A range of device addresses of this process and the mapping behind it.
@@ -215,6 +217,7 @@ impl Space {
             origin,
             avoid,
             fd,
+            placed,
         } = m;
         let opened;
         let fd = match fd {
@@ -228,6 +231,9 @@ impl Space {
         };
         let map = ObjectMap::new(fd, offset, len)?;
         let addr = self.take(len, page_size, avoid)?;
+        if let Some(placed) = placed {
+            placed(addr);
+        }
         let region = Arc::new(Region {
             addr,
             len,

@@ -41,6 +41,9 @@ pub fn malloc(s: &Arc<Session>, cx: Cx<'_>, size: usize, policy: u32) -> Result<
         })?;
     let a = s.reg.mem_alloc(device as u32, len, page)?;
     let object = object_name(s.namespace(), a);
+    // The owner's address is recorded before the region is in `space`: until then nothing but
+    // this call can reach `a` (a device reset frees what `space` holds), so the store needs no
+    // lock (see `Registry::mem_set_owner_addr`).
     let mapped = crate::shm::create_object(&object, len).and_then(|fd| {
         s.space.map(Mapping {
             object: &object,
@@ -51,13 +54,11 @@ pub fn malloc(s: &Arc<Session>, cx: Cx<'_>, size: usize, policy: u32) -> Result<
             origin: Origin::Own(a),
             avoid: None,
             fd: Some(&fd),
+            placed: Some(&|addr| s.reg.mem_set_owner_addr(a, addr)),
         })
     });
     match mapped {
-        Ok(region) => {
-            s.reg.mem_set_owner_addr(a, region.addr);
-            Ok(region.addr)
-        }
+        Ok(region) => Ok(region.addr),
         Err(e) => {
             let _ = s.reg.mem_free(a, false);
             Err(e)
@@ -525,6 +526,7 @@ pub fn ipc_import(s: &Session, cx: Cx<'_>, key: &[u8], flags: u64) -> Result<u64
         origin,
         avoid,
         fd: None,
+        placed: None,
     }) {
         Ok(region) => {
             if enable && imported.device as i32 != current {

@@ -184,9 +184,10 @@ impl Registry {
 
     /// Records the owner's device address of `a` (M5 keeps imports away from it).
     ///
-    /// Without the lock: until `aclrtMalloc` returns, nothing but this call knows `a`, so no
-    /// other thread writes its slot, and no process can import it before the export that
-    /// takes the lock after this store (and so publishes it).
+    /// Without the lock, so only while nothing but the allocating call can reach `a` (before
+    /// its region is in this process's address space): no other thread can free it, and no
+    /// process can import it before the export that takes the lock after this store (and so
+    /// publishes it).
     pub(crate) fn mem_set_owner_addr(&self, a: AllocRef, addr: u64) {
         if let Some(s) = self.live_alloc(a) {
             s.owner_addr.store(addr, Relaxed);
