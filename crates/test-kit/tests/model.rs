@@ -454,7 +454,8 @@ fn memory_arms(s: &Model, rp: &[Proc], arms: &mut Vec<Arm>) {
                 })
                 .boxed(),
         ));
-        // Exports: the whole range, its first page, its second; mostly with a whitelist.
+        // Exports: the whole range, its first page, its second (or past its end); mostly with a
+        // whitelist.
         arms.push((
             5,
             (
@@ -469,7 +470,10 @@ fn memory_arms(s: &Model, rp: &[Proc], arms: &mut Vec<Arm>) {
                         let (off, size) = match which {
                             0 => (0, len),
                             1 => (0, page),
-                            _ => (page, page),
+                            _ if len >= 2 * page => (page, page),
+                            // No second page: a range one page past the end (M3: 107000). Not
+                            // the page after it, which may be the next allocation's first.
+                            _ => (0, len + page),
                         };
                         one(Op::MemExport {
                             p,
